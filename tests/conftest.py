@@ -1,0 +1,30 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Merge the way Snakemake merges --configfile over the Snakefile's configfile."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def preset(name: str) -> dict:
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    if name == "quick":
+        return base
+    return deep_merge(base, yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO

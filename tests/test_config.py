@@ -1,0 +1,61 @@
+import pytest
+
+from conftest import preset
+from landscapes.config import ConfigError, validate_config
+
+
+@pytest.mark.parametrize("name", ["quick", "cpu", "paper"])
+def test_every_preset_is_valid(name):
+    validate_config(preset(name))
+
+
+def test_unknown_key_is_rejected_by_name():
+    cfg = preset("quick")
+    cfg["ch4"]["partial"]["learning_rat"] = 0.1
+    with pytest.raises(ConfigError, match=r"ch4\.partial: unknown key.*'learning_rat'"):
+        validate_config(cfg)
+
+
+def test_unknown_top_level_key_is_rejected():
+    cfg = preset("quick")
+    cfg["chapter9"] = {}
+    with pytest.raises(ConfigError, match="chapter9"):
+        validate_config(cfg)
+
+
+@pytest.mark.parametrize("ratio", [1.5, 0.0, -0.2])
+def test_ratio_outside_unit_interval_is_rejected(ratio):
+    cfg = preset("quick")
+    cfg["ch4"]["partial"]["test_ratios"][2] = ratio
+    with pytest.raises(ConfigError, match=r"ch4\.partial\.test_ratios\[2\]"):
+        validate_config(cfg)
+
+
+def test_non_positive_batch_size_is_rejected():
+    cfg = preset("quick")
+    cfg["ch4"]["partial"]["train"]["batch_size"] = 0
+    with pytest.raises(ConfigError, match=r"ch4\.partial\.train\.batch_size: 0 is less than the minimum of 1"):
+        validate_config(cfg)
+
+
+def test_wrong_type_is_rejected():
+    cfg = preset("quick")
+    cfg["seed"] = "zero"
+    with pytest.raises(ConfigError, match="seed: 'zero' is not of type 'integer'"):
+        validate_config(cfg)
+
+
+def test_missing_key_is_rejected():
+    cfg = preset("quick")
+    del cfg["ch4"]["partial"]["eval_batch_size"]
+    with pytest.raises(ConfigError, match="'eval_batch_size' is a required property"):
+        validate_config(cfg)
+
+
+def test_all_problems_are_reported_at_once():
+    cfg = preset("quick")
+    cfg["seed"] = -1
+    cfg["device"] = "tpu"
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert "seed" in str(err.value) and "device" in str(err.value)

@@ -1,0 +1,86 @@
+import pytest
+import torch
+from torch import nn
+
+from landscapes.train import Optimiser, evaluate, train_classifier
+
+
+def _data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 1, 4, 4), generator=g, dtype=torch.uint8)
+    y = (x[:, 0, 0, 0] > 127).long()
+    return x, y
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
+
+
+def _noisy(x, idx, g):
+    return x + 0.01 * torch.randn(x.shape, generator=g)
+
+
+def _run(tmp_path=None, epochs=8, name="ckpt.pt"):
+    x, y = _data()
+    model = _model()
+    result = train_classifier(model, x, y, epochs=epochs, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+                              transform=_noisy, checkpoint_path=tmp_path / name if tmp_path else None,
+                              checkpoint_every=2, progress=False)
+    return model, result
+
+
+def test_training_reduces_loss():
+    x, y = _data()
+    model = _model()
+    before, _ = evaluate(model, x, y)
+    _, result = _run()
+    model, _ = _run()
+    after, acc = evaluate(model, x, y)
+    assert after < before and acc > 0.8
+
+
+def test_same_seed_gives_same_weights():
+    a, _ = _run()
+    b, _ = _run()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_resumed_run_ends_with_same_weights_as_uninterrupted(tmp_path):
+    full, _ = _run(epochs=6)
+    _run(tmp_path, epochs=4)  # "killed" after 4 of 6 epochs: its checkpoint is at epoch 4
+    resumed, result = _run(tmp_path, epochs=6)
+    assert result.epochs_run == 6
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    x, y = _data()
+    train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+                     checkpoint_path=tmp_path / "c.pt", fingerprint="a", progress=False)
+    result = train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+                              checkpoint_path=tmp_path / "c.pt", fingerprint="b", progress=False)
+    assert len(result.history) == 2  # started from scratch, not resumed at epoch 2
+
+
+def test_nan_loss_fails_loudly():
+    x, y = _data()
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        train_classifier(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
+                         transform=lambda b, i, g: b * float("nan"), progress=False)
+
+
+def test_stop_threshold_is_recorded():
+    x, y = _data()
+    result = train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
+                              stop_loss=1e-12, progress=False)
+    assert result.reached_threshold is False and result.epochs_run == 2
+
+
+def test_learning_rate_schedules():
+    opt = Optimiser(lr=0.1, lr_decay=0.5, step_size=2, gamma=0.5)
+    assert opt.lr_at(0, 0) == pytest.approx(0.1)
+    assert opt.lr_at(2, 0) == pytest.approx(0.05)
+    assert opt.lr_at(0, 2) == pytest.approx(0.05)

@@ -1,0 +1,92 @@
+"""The real Snakemake DAG, end to end, on a tiny configuration."""
+
+import struct
+
+import pandas as pd
+import pytest
+import yaml
+
+from workflow_helpers import planned_jobs, scratch_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A scratch copy of the workflow on which the tiny preset has run to completion."""
+    work = scratch_workflow(tmp_path_factory.mktemp("wf"))
+    snakemake(work, "--configfile", "tiny.yaml")
+    return work
+
+
+def test_tiny_run_writes_table_4_1_with_every_method_and_column(finished):
+    table = pd.read_csv(finished / "results/tiny/tables/table_4_1.csv")
+    ours = table[table.source == "this run"]
+    assert set(ours.method) == {"VGG-16", "VGG-16-Ours"}
+    assert ["1.0", "0.5", "Random"] == [c for c in table.columns if c not in ("method", "source")]
+    values = ours[["1.0", "0.5", "Random"]].to_numpy()
+    assert ((values >= 0) & (values <= 1)).all()
+    for ext in ("md", "tex"):
+        assert "VGG-16-Ours" in (finished / f"results/tiny/tables/table_4_1.{ext}").read_text()
+
+
+def test_tiny_run_writes_a_png_figure_logs_and_benchmarks(finished):
+    png = (finished / "results/tiny/figures/figure_4_2a.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width > 100 and height > 100
+    assert "epoch 1/1" in (finished / "logs/tiny/ch4/partial/train_vgg16_ours.log").read_text()
+    assert (finished / "benchmarks/tiny/ch4/partial/train_vgg16.tsv").exists()
+    assert not list((finished / "results/tiny/ch4/partial/models").glob("*.ckpt"))  # superseded by the model
+
+
+def test_finished_target_reruns_nothing(finished):
+    assert planned_jobs(finished, "--configfile", "tiny.yaml") == {}
+
+
+def test_changing_one_test_ratio_reruns_only_its_downstream(finished, tmp_path):
+    cfg = yaml.safe_load((finished / "tiny.yaml").read_text())
+    cfg["ch4"]["partial"]["test_ratios"] = [1.0, 0.4]
+    (finished / "tiny_changed.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(finished, "--configfile", "tiny_changed.yaml")
+    assert jobs == {"encode_partial_test": 1, "evaluate_partial": 2, "table_4_1": 1, "figure_4_2a": 1, "all": 1}
+
+
+def test_changing_a_training_ratio_retrains_only_vgg16_ours(finished):
+    cfg = yaml.safe_load((finished / "tiny.yaml").read_text())
+    cfg["ch4"]["partial"]["train_ratios"] = [0.5, 0.3]
+    (finished / "tiny_train.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(finished, "--configfile", "tiny_train.yaml")
+    assert jobs == {"train_partial_classifier": 1, "evaluate_partial": 3, "table_4_1": 1, "figure_4_2a": 1, "all": 1}
+
+
+@pytest.mark.parametrize("preset", ["config.yaml", "config/cpu.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("target", ["all", "paper", "ch2", "ch3", "ch4", "ch4_partial"])
+def test_dag_builds_for_every_preset_and_target(tmp_path_factory, preset, target):
+    work = _shared_copy(tmp_path_factory)
+    snakemake(work, "--dry-run", "--quiet", "--configfile", preset, target)
+
+
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
+    work = scratch_workflow(tmp_path, {"ch4": {"partial": {"test_ratios": [1.0, 1.5]}, "colour": "red"}})
+    proc = snakemake(work, "--configfile", "tiny.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "ch4.partial.test_ratios[1]: 1.5 is greater than the maximum of 1" in out
+    assert "unknown key(s) ('colour' was unexpected)" in out
+    assert not (work / "results").exists()
+
+
+def test_lint_is_clean(tmp_path_factory):
+    work = _shared_copy(tmp_path_factory)
+    proc = snakemake(work, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+_COPY = {}
+
+
+def _shared_copy(factory):
+    if "work" not in _COPY:
+        _COPY["work"] = scratch_workflow(factory.mktemp("dry"))
+    return _COPY["work"]

@@ -1,0 +1,108 @@
+# Chapter 4a, Sec. 4.4.1: classification of partially observed images (Table 4.1, Fig. 4.2a).
+
+
+rule encode_partial_test:
+    input:
+        data=dataset_file(PARTIAL["dataset"]),
+    output:
+        npz=f"{RES}/ch4/partial/test/ratio{{ratio}}.npz",
+    params:
+        ratio=lambda wc: "random" if wc.ratio == "random" else float(wc.ratio),
+        seed=config["seed"],
+    log:
+        f"{LOGS}/ch4/partial/encode_ratio{{ratio}}.log",
+    benchmark:
+        f"{BENCH}/ch4/partial/encode_ratio{{ratio}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/encode_partial.py"
+
+
+rule train_partial_classifier:
+    input:
+        data=dataset_file(PARTIAL["dataset"]),
+    output:
+        model=f"{RES}/ch4/partial/models/{{method}}.pt",
+        metrics=f"{RES}/ch4/partial/models/{{method}}.json",
+    params:
+        cfg=partial_train_params,
+        # Not an output: it must survive a killed job so the rerun resumes from it.
+        checkpoint=f"{RES}/ch4/partial/models/{{method}}.ckpt",
+    log:
+        f"{LOGS}/ch4/partial/train_{{method}}.log",
+    benchmark:
+        f"{BENCH}/ch4/partial/train_{{method}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=600,
+    script:
+        "../../scripts/train_partial.py"
+
+
+rule evaluate_partial:
+    input:
+        model=rules.train_partial_classifier.output.model,
+        test=rules.encode_partial_test.output.npz,
+    output:
+        json=f"{RES}/ch4/partial/eval/{{method}}/ratio{{ratio}}.json",
+    params:
+        batch_size=PARTIAL["eval_batch_size"],
+        device=config["device"],
+    log:
+        f"{LOGS}/ch4/partial/eval_{{method}}_ratio{{ratio}}.log",
+    benchmark:
+        f"{BENCH}/ch4/partial/eval_{{method}}_ratio{{ratio}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/evaluate_partial.py"
+
+
+rule table_4_1:
+    input:
+        evals=expand(
+            f"{RES}/ch4/partial/eval/{{method}}/ratio{{ratio}}.json",
+            method=partial_methods(),
+            ratio=[label.lower() if label == "Random" else label for label in partial_ratio_labels()],
+        ),
+    output:
+        **table_outputs(table_4_1="table_4_1"),
+    log:
+        f"{LOGS}/tables/table_4_1.log",
+    benchmark:
+        f"{BENCH}/tables/table_4_1.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/table_4_1.py"
+
+
+rule figure_4_2a:
+    input:
+        table=f"{RES}/tables/table_4_1.csv",
+    output:
+        png=figure("figure_4_2a"),
+    log:
+        f"{LOGS}/figures/figure_4_2a.log",
+    benchmark:
+        f"{BENCH}/figures/figure_4_2a.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/figure_4_2a.py"

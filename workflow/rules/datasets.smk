@@ -1,0 +1,18 @@
+rule dataset:
+    output:
+        npz=f"{RES}/datasets/{{dataset}}.npz",
+    params:
+        spec=dataset_spec,
+        seed=config["seed"],
+    log:
+        f"{LOGS}/datasets/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/datasets/{{dataset}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../../scripts/fetch_dataset.py"
