@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO, deep_merge
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-COPIED = ["Snakefile", "config.yaml", "config", "workflow", "scripts"]
+COPIED = ["Snakefile", "config.yaml", "config", "workflow", "scripts", "envs", "src"]
 
 # The smallest settings that still run every rule of the quick preset.
 TINY = {

@@ -88,19 +88,32 @@ def ch4_partial_outputs():
     return table("table_4_1") + [figure("figure_4_2a")]
 
 
-# ---- Chapter-level target lists --------------------------------------------------------
+# ---- Chapter 4b (detection from compressive measurements) -----------------------------
+
+
+def ch4_detection_outputs():
+    return []
+
+
+# ---- Chapter 2 (sparse coding) ---------------------------------------------------------
 
 
 def ch2_outputs():
     return []
 
 
+# ---- Chapter 3 (scale-invariant flatness) ----------------------------------------------
+
+
 def ch3_outputs():
     return []
 
 
+# ---- Targets ---------------------------------------------------------------------------
+
+
 def ch4_outputs():
-    return ch4_partial_outputs()
+    return ch4_partial_outputs() + ch4_detection_outputs()
 
 
 def extension_outputs():
