@@ -1,9 +1,9 @@
-"""Snakemake entry point: accuracy and wall time of one classifier on one observed test set."""
+"""Snakemake entry point: accuracy and wall time of one method on one observed test set."""
 
 from landscapes.partial import evaluate_partial
 from landscapes.runtime import select_device, set_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
 evaluate_partial(
     snakemake.input.model,
@@ -13,4 +13,5 @@ evaluate_partial(
     batch_size=snakemake.params.batch_size,
     device=select_device(snakemake.params.device),
     out_path=snakemake.output.json,
+    autoencoder_paths=list(snakemake.input.get("autoencoders", [])),
 )

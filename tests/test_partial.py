@@ -69,3 +69,29 @@ def test_ratio_labels_and_mask_seeds_are_distinct():
     assert [ratio_label(r) for r in (1.0, 0.9, 0.125, "random")] == ["1.0", "0.9", "0.125", "Random"]
     seeds = {eval_mask_seed(0, r) for r in (1.0, 0.9, 0.1, "random")}
     assert len(seeds) == 4
+
+
+@pytest.mark.parametrize("size, channels", [(8, 1), (32, 3)])
+def test_autoencoder_maps_images_to_images_in_unit_range(size, channels):
+    from landscapes.partial import build_autoencoder
+
+    out = build_autoencoder(channels, width=4)(torch.rand(2, channels, size, size))
+    assert out.shape == (2, channels, size, size)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_reconstructor_routes_to_nearest_ratio_and_leaves_full_images_alone():
+    from landscapes.partial import Reconstructor
+
+    class Const(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def forward(self, x):
+            return torch.full_like(x, self.value)
+
+    recon = Reconstructor({0.1: Const(0.1), 0.5: Const(0.5), 0.9: Const(0.9)})
+    ratios = torch.tensor([0.1, 0.12, 0.5, 0.74, 0.9, 0.97, 1.0])
+    out = recon(torch.zeros(7, 1, 2, 2), ratios)
+    assert out[:, 0, 0, 0].tolist() == pytest.approx([0.1, 0.1, 0.5, 0.9, 0.9, 0.0, 0.0])

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -84,3 +86,24 @@ def test_learning_rate_schedules():
     assert opt.lr_at(0, 0) == pytest.approx(0.1)
     assert opt.lr_at(2, 0) == pytest.approx(0.05)
     assert opt.lr_at(0, 2) == pytest.approx(0.05)
+
+
+def test_reconstruct_objective_learns_to_denoise():
+    x, y = _data(n=64)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.Unflatten(1, (1, 4, 4)))
+
+    def corrupt(clean, idx, g):
+        return clean * (torch.rand(clean.shape, generator=g) > 0.3), clean
+
+    result = train_classifier(model, x, y, epochs=30, batch_size=16, optimiser=Optimiser(lr=0.05), seed=0,
+                              transform=corrupt, objective="reconstruct", progress=False)
+    first, last = result.history[0]["loss"], result.history[-1]["loss"]
+    assert last < 0.5 * first
+    assert all(math.isnan(r["accuracy"]) for r in result.history)
+
+
+def test_reconstruct_objective_needs_a_pair_transform():
+    x, y = _data()
+    with pytest.raises(ValueError, match="reconstruct"):
+        train_classifier(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(), seed=0, objective="reconstruct")

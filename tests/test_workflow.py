@@ -22,7 +22,7 @@ def finished(tmp_path_factory):
 def test_tiny_run_writes_table_4_1_with_every_method_and_column(finished):
     table = pd.read_csv(finished / "results/tiny/tables/table_4_1.csv")
     ours = table[table.source == "this run"]
-    assert set(ours.method) == {"VGG-16", "VGG-16-Ours"}
+    assert set(ours.method) == {"VGG-16", "VGG-16-Ours", "Recon+VGG-16", "Recon+VGG-16-Ours"}
     assert ["1.0", "0.5", "Random"] == [c for c in table.columns if c not in ("method", "source")]
     values = ours[["1.0", "0.5", "Random"]].to_numpy()
     assert ((values >= 0) & (values <= 1)).all()
@@ -31,10 +31,13 @@ def test_tiny_run_writes_table_4_1_with_every_method_and_column(finished):
 
 
 def test_tiny_run_writes_a_png_figure_logs_and_benchmarks(finished):
-    png = (finished / "results/tiny/figures/figure_4_2a.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", png[16:24])
-    assert width > 100 and height > 100
+    for name in ("figure_4_2a", "figure_4_2b"):
+        png = (finished / f"results/tiny/figures/{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", png[16:24])
+        assert width > 100 and height > 100
+    timings = pd.read_csv(finished / "results/tiny/tables/figure_4_2b_timings.csv")
+    assert list(timings.ratio) == [1.0, 0.5] and (timings[["direct_seconds", "recon_seconds"]] > 0).all().all()
     assert "epoch 1/1" in (finished / "logs/tiny/ch4/partial/train_vgg16_ours.log").read_text()
     assert (finished / "benchmarks/tiny/ch4/partial/train_vgg16.tsv").exists()
     assert not list((finished / "results/tiny/ch4/partial/models").glob("*.ckpt"))  # superseded by the model
@@ -49,7 +52,8 @@ def test_changing_one_test_ratio_reruns_only_its_downstream(finished, tmp_path):
     cfg["ch4"]["partial"]["test_ratios"] = [1.0, 0.4]
     (finished / "tiny_changed.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(finished, "--configfile", "tiny_changed.yaml")
-    assert jobs == {"encode_partial_test": 1, "evaluate_partial": 2, "table_4_1": 1, "figure_4_2a": 1, "all": 1}
+    assert jobs == {"encode_partial_test": 1, "evaluate_partial": 4, "table_4_1": 1, "figure_4_2a": 1,
+                    "time_partial": 1, "figure_4_2b": 1, "all": 1}
 
 
 def test_changing_a_training_ratio_retrains_only_vgg16_ours(finished):
@@ -57,7 +61,9 @@ def test_changing_a_training_ratio_retrains_only_vgg16_ours(finished):
     cfg["ch4"]["partial"]["train_ratios"] = [0.5, 0.3]
     (finished / "tiny_train.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(finished, "--configfile", "tiny_train.yaml")
-    assert jobs == {"train_partial_classifier": 1, "evaluate_partial": 3, "table_4_1": 1, "figure_4_2a": 1, "all": 1}
+    # VGG-16-Ours is both a direct method and the classifier behind Recon+VGG-16-Ours
+    assert jobs == {"train_partial_classifier": 1, "evaluate_partial": 6, "table_4_1": 1, "figure_4_2a": 1,
+                    "time_partial": 1, "figure_4_2b": 1, "all": 1}
 
 
 TARGETS = ["all", "paper", "ch2", "ch3", "ch4", "ch4_partial"]

@@ -23,6 +23,7 @@ TINY = {
             "model": {"name": "vgg11", "width": 2, "batch_norm": True},
             "train": {"epochs": 1, "batch_size": 128, "checkpoint_every": 1},
             "test_ratios": [1.0, 0.5],
+            "autoencoder": {"ratios": [0.5], "width": 2, "train": {"epochs": 1, "batch_size": 128}},
         }
     },
 }

@@ -139,6 +139,7 @@ def train_classifier(
     checkpoint_every: int = 1,
     stop_loss: float | None = None,
     fingerprint: str = "",
+    objective: str = "classify",
     progress: bool = True,
 ) -> TrainResult:
     """Minimise the mean cross-entropy of ``model`` on uint8 ``images`` with mini-batch SGD/Adam.
@@ -152,7 +153,15 @@ def train_classifier(
     ``checkpoint_every`` epochs and an existing checkpoint is resumed from, but
     only if it was written with the same ``fingerprint`` (a digest of the run's
     settings): a checkpoint of other settings is ignored, never silently continued.
+
+    ``objective="reconstruct"`` trains a denoiser instead: ``transform`` then
+    returns ``(input, clean_target)`` and the loss is their mean squared error
+    (labels are unused and accuracies are reported as NaN).
     """
+    if objective not in ("classify", "reconstruct"):
+        raise ValueError(f"objective must be 'classify' or 'reconstruct', got {objective!r}")
+    if objective == "reconstruct" and (transform is None or stop_loss is not None):
+        raise ValueError("objective='reconstruct' needs a transform returning (input, target) and no stop_loss")
     if epochs < 1 or batch_size < 1 or checkpoint_every < 1 or virtual_copies < 1:
         raise ValueError("epochs, batch_size, checkpoint_every and virtual_copies must be >= 1")
     device = next(model.parameters()).device
@@ -188,8 +197,13 @@ def train_classifier(
             if transform is not None:
                 x = transform(x, idx, g)
             y = labels[idx % n]
-            out = model(x)
-            loss = F.cross_entropy(out, y)
+            if objective == "reconstruct":
+                x, target = x
+                out = model(x)
+                loss = F.mse_loss(out, target)
+            else:
+                out = model(x)
+                loss = F.cross_entropy(out, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
@@ -197,9 +211,11 @@ def train_classifier(
             opt.step()
             step += 1
             running += loss.item() * len(idx)
-            correct += (out.argmax(1) == y).sum().item()
+            if objective == "classify":
+                correct += (out.argmax(1) == y).sum().item()
             seen += len(idx)
-        record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": correct / seen, "lr": optimiser.lr_at(step, epoch)}
+        accuracy = correct / seen if objective == "classify" else math.nan
+        record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": accuracy, "lr": optimiser.lr_at(step, epoch)}
         if stop_loss is not None:
             record["full_loss"], record["full_accuracy"] = evaluate(model, images, labels, batch_size=max(batch_size, 1024))
         history.append(record)

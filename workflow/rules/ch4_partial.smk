@@ -48,10 +48,33 @@ rule train_partial_classifier:
         "../../scripts/train_partial.py"
 
 
+rule train_autoencoder:
+    input:
+        data=dataset_file(PARTIAL["dataset"]),
+    output:
+        model=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.pt",
+        metrics=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.json",
+    params:
+        cfg=partial_autoencoder_params,
+        checkpoint=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.ckpt",
+    log:
+        f"{LOGS}/ch4/partial/train_autoencoder_ratio{{ratio}}.log",
+    benchmark:
+        f"{BENCH}/ch4/partial/train_autoencoder_ratio{{ratio}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../../scripts/train_autoencoder.py"
+
+
 rule evaluate_partial:
     input:
-        model=rules.train_partial_classifier.output.model,
-        test=rules.encode_partial_test.output.npz,
+        unpack(partial_eval_inputs),
     output:
         json=f"{RES}/ch4/partial/eval/{{method}}/ratio{{ratio}}.json",
     params:
@@ -70,6 +93,34 @@ rule evaluate_partial:
         runtime=30,
     script:
         "../../scripts/evaluate_partial.py"
+
+
+rule time_partial:
+    input:
+        direct=f"{RES}/ch4/partial/models/vgg16_ours.pt",
+        classifier=f"{RES}/ch4/partial/models/vgg16.pt",
+        autoencoders=partial_autoencoders(),
+        tests=list(partial_timing_tests().values()),
+    output:
+        **table_outputs(timings="figure_4_2b_timings"),
+    params:
+        tests=partial_timing_tests(),
+        batch_size=PARTIAL["eval_batch_size"],
+        repeats=PARTIAL["timing_repeats"],
+        device=config["device"],
+    log:
+        f"{LOGS}/ch4/partial/time_partial.log",
+    benchmark:
+        f"{BENCH}/ch4/partial/time_partial.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../../scripts/time_partial.py"
 
 
 rule table_4_1:
@@ -106,3 +157,19 @@ rule figure_4_2a:
     threads: 1
     script:
         "../../scripts/figure_4_2a.py"
+
+
+rule figure_4_2b:
+    input:
+        timings=f"{RES}/tables/figure_4_2b_timings.csv",
+    output:
+        png=figure("figure_4_2b"),
+    log:
+        f"{LOGS}/figures/figure_4_2b.log",
+    benchmark:
+        f"{BENCH}/figures/figure_4_2b.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/figure_4_2b.py"

@@ -68,7 +68,34 @@ def partial_ratio_value(label):
 
 
 def partial_methods():
-    return ["vgg16", "vgg16_ours"]
+    recon = ["recon_vgg16", "recon_vgg16_ours"] if PARTIAL["autoencoder"]["enabled"] else []
+    return ["vgg16", "vgg16_ours"] + recon
+
+
+def partial_autoencoders():
+    return expand(f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.pt", ratio=[ratio_label(r) for r in PARTIAL["autoencoder"]["ratios"]])
+
+
+def partial_eval_inputs(wildcards):
+    """A Recon method is its classifier behind the autoencoders; the others are the classifier alone."""
+    classifier = wildcards.method.removeprefix("recon_")
+    inputs = {
+        "model": f"{RES}/ch4/partial/models/{classifier}.pt",
+        "test": f"{RES}/ch4/partial/test/ratio{wildcards.ratio}.npz",
+    }
+    if wildcards.method.startswith("recon_"):
+        inputs["autoencoders"] = partial_autoencoders()
+    return inputs
+
+
+def partial_autoencoder_params(wildcards):
+    ae = PARTIAL["autoencoder"]
+    return {"ratio": float(wildcards.ratio), "width": ae["width"], "train": ae["train"], "seed": config["seed"], "device": config["device"]}
+
+
+def partial_timing_tests():
+    labels = [ratio_label(r) for r in PARTIAL["test_ratios"]]
+    return {label: f"{RES}/ch4/partial/test/ratio{label}.npz" for label in labels}
 
 
 def partial_train_params(wildcards):
@@ -85,14 +112,171 @@ def partial_train_params(wildcards):
 def ch4_partial_outputs():
     if not PARTIAL["enabled"]:
         return []
-    return table("table_4_1") + [figure("figure_4_2a")]
+    outputs = table("table_4_1") + [figure("figure_4_2a")]
+    if PARTIAL["autoencoder"]["enabled"]:
+        outputs += table("figure_4_2b_timings") + [figure("figure_4_2b")]
+    return outputs
 
 
 # ---- Chapter 4b (detection from compressive measurements) -----------------------------
 
+import json
+
+from landscapes.detection import fraction_label
+
+DETECTION = config["ch4"]["detection"]
+DET_DIR = f"{RES}/ch4/detection"
+# Fractions of Figure 4.5's panels (the thesis shows 100/50/25/12.5%), where configured.
+FIGURE_4_5_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
+
+if DETECTION["pce"]["exposure"] > DETECTION["pce"]["frames_per_code"]:
+    raise ValueError(
+        f"ch4.detection.pce.exposure ({DETECTION['pce']['exposure']}) must not exceed "
+        f"ch4.detection.pce.frames_per_code ({DETECTION['pce']['frames_per_code']})"
+    )
+if DETECTION["scenes"]["source"] == "folder" and not DETECTION["scenes"]["path"]:
+    raise ValueError("ch4.detection.scenes.path must name the video folder when scenes.source is folder")
+
+
+def ultralytics_dir(job):
+    """Each job's own YOLO_CONFIG_DIR (settings and fonts), so parallel jobs never share a settings file."""
+    return os.path.join(DETECTION["ultralytics_dir"] or f"{RES}/.ultralytics", job)
+
+
+def detection_stages():
+    """base (day 1 -> day 2), plus finetune (multi-target videos) when those videos exist."""
+    scenes = DETECTION["scenes"]
+    if scenes["source"] == "folder":
+        manifest = os.path.join(scenes["path"], "manifest.json")
+        splits = set(json.load(open(manifest))["videos"].values()) if os.path.exists(manifest) else set()
+        has_multi = {"finetune", "multi_test"} <= splits
+    else:
+        has_multi = scenes["multi_target_frames"] > 0
+    return ["base", "finetune"] if has_multi else ["base"]
+
+
+def detection_train_splits(stage):
+    return ["train"] if stage == "base" else ["finetune"]
+
+
+def detection_test_split(stage):
+    return "test" if stage == "base" else "multi_test"
+
+
+def detection_fraction_labels():
+    return [fraction_label(f) for f in DETECTION["pce"]["fractions"]]
+
+
+def detection_evals(stage):
+    return [f"{DET_DIR}/eval/{stage}/frac{label}.csv" for label in detection_fraction_labels()]
+
+
+def figure_4_5_fractions():
+    configured = {fraction_label(f) for f in DETECTION["pce"]["fractions"]}
+    return [fraction_label(f) for f in FIGURE_4_5_FRACTIONS if fraction_label(f) in configured] or detection_fraction_labels()[:1]
+
+
+def detector_init(wildcards):
+    """The fine-tuning stage starts from the base detector; the base stage from the configured model."""
+    return [] if wildcards.stage == "base" else [f"{DET_DIR}/models/yolo_base.pt"]
+
+
+def classifier_init(wildcards):
+    return [] if wildcards.stage == "base" else [f"{DET_DIR}/models/resnet18_base.pt"]
+
+
+def detector_params(wildcards):
+    d = DETECTION["detector"]
+    return {
+        "model": d["model"] if wildcards.stage == "base" else None,
+        "epochs": d["epochs"] if wildcards.stage == "base" else d["finetune_epochs"],
+        "imgsz": d["imgsz"],
+        "batch": d["batch"],
+        "optimiser": d["optimiser"],
+        "ultralytics_args": d["ultralytics_args"],
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
+
+def classifier_params(wildcards):
+    c, p, d = DETECTION["classifier"], DETECTION["pce"], DETECTION["detector"]
+    return {
+        "splits": detection_train_splits(wildcards.stage),
+        "crops": {
+            "fractions": p["train_fractions"],
+            "frames_per_code": p["frames_per_code"],
+            "exposure": p["exposure"],
+            "raw_stride": d["raw_stride"],
+            "val_fraction": d["val_fraction"],
+            "crop_size": c["crop_size"],
+            "context": c["context"],
+            "jitter": c["jitter"],
+        },
+        "train": {
+            "epochs": c["epochs"] if wildcards.stage == "base" else c["finetune_epochs"],
+            "batch_size": c["batch_size"],
+            "optimiser": c["optimiser"],
+        },
+        "weights": c["weights"],
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
+
+def detection_eval_params(wildcards):
+    p, e = DETECTION["pce"], DETECTION["evaluation"]
+    return {
+        "split": detection_test_split(wildcards.stage),
+        "fraction": float(wildcards.fraction),
+        "frames_per_code": p["frames_per_code"],
+        "exposure": p["exposure"],
+        "imgsz": DETECTION["detector"]["imgsz"],
+        "conf": e["conf"],
+        "iou": e["iou"],
+        "match_iou": e["match_iou"],
+        "tracker": e["tracker"],
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
+
+def partial_detection_methods():
+    return ["full", "ours"]
+
+
+def partial_detector_params(wildcards):
+    """Settings of one Fig. 4.2c detector; `full` has no training ratios, so changing them retrains only `ours`."""
+    p = DETECTION["partial"]
+    return {
+        **p["detector"],
+        "train_ratios": p["train_ratios"] if wildcards.method == "ours" else [],
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
+
+def partial_eval_params(wildcards):
+    p = DETECTION["partial"]
+    return {
+        "test_ratios": p["test_ratios"],
+        "imgsz": p["detector"]["imgsz"],
+        "batch": p["detector"]["batch"],
+        "seed": config["seed"],
+        "device": config["device"],
+    }
+
 
 def ch4_detection_outputs():
-    return []
+    if not DETECTION["enabled"]:
+        return []
+    outputs = table("table_4_2") + table("table_4_3") + table("table_4_4") + table("table_4_4_track_vote")
+    outputs += [figure("figure_4_3"), figure("figure_4_4"), figure("figure_4_5")]
+    if "finetune" in detection_stages():
+        outputs += table("table_4_multi_target")
+    if DETECTION["partial"]["enabled"]:
+        outputs += [figure("figure_4_2c")] + table("table_4_2c_map50")
+    return outputs
 
 
 # ---- Chapter 2 (sparse coding) ---------------------------------------------------------
