@@ -9,6 +9,10 @@
 configfile: "config.yaml"
 
 
+# `snakemake --report report.html`: every table and figure, by chapter, and the configuration.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -22,6 +26,7 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/ch2.smk"
 include: "workflow/rules/ch3.smk"
 include: "workflow/rules/ch4_partial.smk"
+include: "workflow/rules/ch4_detection.smk"
 
 
 rule all:
@@ -58,3 +63,8 @@ rule ch4:
 rule ch4_partial:
     input:
         ch4_partial_outputs(),
+
+
+rule ch4_detection:
+    input:
+        ch4_detection_outputs(),

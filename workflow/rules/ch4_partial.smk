@@ -17,8 +17,8 @@ rule encode_partial_test:
         "../../envs/landscapes.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     script:
         "../../scripts/encode_partial.py"
 
@@ -42,8 +42,8 @@ rule train_partial_classifier:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=600,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(600),
     script:
         "../../scripts/train_partial.py"
 
@@ -66,8 +66,8 @@ rule train_autoencoder:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
     script:
         "../../scripts/train_autoencoder.py"
 
@@ -89,8 +89,8 @@ rule evaluate_partial:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
     script:
         "../../scripts/evaluate_partial.py"
 
@@ -117,8 +117,8 @@ rule time_partial:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(60),
     script:
         "../../scripts/time_partial.py"
 

@@ -23,18 +23,89 @@ BENCH = f"benchmarks/{PRESET}"
 TABLE_EXTS = ("csv", "md", "tex")
 
 
+# ---- Output naming and the HTML report (`snakemake --report`) --------------------------
+# Every table and figure is flagged for the report where it is named, so a new rule
+# that names its outputs with these helpers is in the report without further edits.
+# Its caption is workflow/report/captions/<name>.rst (figure_4_2a falls back to
+# figure_4_2.rst, then to _generic.rst); its category is its chapter (chapters.yaml).
+
+import re
+
+import yaml
+
+REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
+with open(os.path.join(REPORT_DIR, "chapters.yaml")) as _chapters:
+    REPORT_CHAPTERS = yaml.safe_load(_chapters)
+_RESULT_NAME = re.compile(
+    r"^(?P<kind>table|figure)_(?P<chapter>\d+)(?:_(?P<number>\d+)(?P<part>[a-z]?))?(?:_(?P<extra>\w+))?$"
+)
+
+
+def result_report_info(name):
+    """(caption path, category, thesis label) of the result called ``name``.
+
+    ``table_4_1`` -> Table 4.1 in Chapter 4 with captions/table_4_1.rst;
+    ``figure_4_2a`` -> Figure 4.2a, caption figure_4_2a.rst or else figure_4_2.rst;
+    ``table_4_4_track_vote`` -> an extension beside Table 4.4 (its own caption or the
+    generic one). Caption paths are absolute: Snakemake resolves relative ones against
+    the file of the rule that uses them, which differs between callers.
+    """
+    match = _RESULT_NAME.match(name)
+    chapters = REPORT_CHAPTERS["chapters"]
+    if not match or int(match["chapter"]) not in chapters:
+        return _caption([name]), REPORT_CHAPTERS["other"], "extension"
+    category = chapters[int(match["chapter"])]
+    if match["number"] is None:
+        return _caption([name]), category, "extension"
+    label = f"{match['kind'].capitalize()} {match['chapter']}.{match['number']}{match['part']}"
+    if match["extra"]:
+        return _caption([name]), category, f"{label} ({match['extra'].replace('_', ' ')})"
+    whole = f"{match['kind']}_{match['chapter']}_{match['number']}"
+    return _caption([name, whole]), category, label
+
+
+def _caption(names):
+    for name in names:
+        path = os.path.join(REPORT_DIR, "captions", f"{name}.rst")
+        if os.path.exists(path):
+            return path
+    return os.path.join(REPORT_DIR, "captions", "_generic.rst")
+
+
+def _for_report(path, name, kind):
+    caption, category, label = result_report_info(name)
+    return report(path, caption=caption, category=category, subcategory=kind, labels={"thesis": label, "name": name})
+
+
 def table(name):
-    """The three files of a results table: results/<preset>/tables/<name>.{csv,md,tex}."""
-    return [f"{RES}/tables/{name}.{ext}" for ext in TABLE_EXTS]
+    """The three files of a results table: results/<preset>/tables/<name>.{csv,md,tex}.
+
+    The CSV is flagged for the report (the .md/.tex copies would only repeat it).
+    """
+    return [
+        _for_report(f"{RES}/tables/{name}.{ext}", name, "Tables") if ext == "csv" else f"{RES}/tables/{name}.{ext}"
+        for ext in TABLE_EXTS
+    ]
 
 
 def table_outputs(**names):
-    """Named outputs of a table-writing job: <key>_<ext> for every extension."""
-    return {f"{key}_{ext}": f"{RES}/tables/{name}.{ext}" for key, name in names.items() for ext in TABLE_EXTS}
+    """Named outputs of a table-writing job: <key>_<ext> for every extension (the CSV flagged for the report)."""
+    return {f"{key}_{ext}": path for key, name in names.items() for ext, path in zip(TABLE_EXTS, table(name))}
 
 
 def figure(name):
-    return f"{RES}/figures/{name}.png"
+    """results/<preset>/figures/<name>.png, flagged for the report."""
+    return _for_report(f"{RES}/figures/{name}.png", name, "Figures")
+
+
+def by_attempt(base):
+    """A resource that grows with each retry: ``base`` on attempt 1, ``base * attempt`` after.
+
+    With retries on (both profiles set them) a job killed for running out of memory
+    or wall time is resubmitted asking for twice, then three times, as much:
+    ``mem_mb=by_attempt(8000), runtime=by_attempt(600)``.
+    """
+    return lambda wildcards, attempt: base * attempt
 
 
 def dataset_file(name):
@@ -123,6 +194,10 @@ def ch4_partial_outputs():
 import json
 
 from landscapes.detection import fraction_label
+
+# OpenMP threads that spin while they wait are ruinous on a shared CPU: measured here, a YOLO
+# epoch with 2 spinning torch threads took 8x as long as with passive ones. Jobs inherit this.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DETECTION = config["ch4"]["detection"]
 DET_DIR = f"{RES}/ch4/detection"
@@ -282,15 +357,47 @@ def ch4_detection_outputs():
 # ---- Chapter 2 (sparse coding) ---------------------------------------------------------
 
 
+CH2 = config["ch2"]
+
+
+def ch2_params():
+    """The Chapter 2 settings as landscapes.sparse_coding.Ch2Settings takes them."""
+    return {key: value for key, value in CH2.items() if key != "enabled"}
+
+
 def ch2_outputs():
-    return []
+    if not CH2["enabled"]:
+        return []
+    return table("table_2_1") + table("table_2_2") + [figure("figure_2_1"), figure("figure_2_2")]
+
+
+def ch2_extension_outputs():
+    if not CH2["enabled"]:
+        return []
+    names = ["table_2_support_recovery", "table_2_1_bias_readings", "table_2_1_bias_summary", "table_2_1_closest_reading", "table_2_coherence"]
+    return [path for name in names for path in table(name)]
 
 
 # ---- Chapter 3 (scale-invariant flatness) ----------------------------------------------
 
 
+CH3 = config["ch3"]
+
+
+def ch3_invariance_params():
+    return dict(CH3["invariance"], device=config["device"])
+
+
 def ch3_outputs():
-    return []
+    if not CH3["enabled"]:
+        return []
+    return (
+        table("table_3_1")
+        + table("table_3_2")
+        + table("table_3_3")
+        + table("table_3_euclidean_vs_riemannian")
+        + [figure("figure_3_1")]
+    )
 
 
 # ---- Targets ---------------------------------------------------------------------------
@@ -301,4 +408,4 @@ def ch4_outputs():
 
 
 def extension_outputs():
-    return []
+    return ch2_extension_outputs()

@@ -12,7 +12,7 @@ rule dataset:
         "../../envs/landscapes.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     script:
         "../../scripts/fetch_dataset.py"
