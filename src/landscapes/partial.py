@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscapes.encoders import observation_mask
+from landscapes.naming import ratio_label  # noqa: F401 (re-exported: results are named by it)
 
 METHODS = {
     "vgg16": "VGG-16",
@@ -138,10 +139,6 @@ def table_4_1(records: list[dict], ratio_columns: list[str]) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(THESIS_TABLE_4_1)}
     table["_order"] = table["method"].map(order).fillna(len(order))
     return table.sort_values(["_order", "source"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
-
-
-def ratio_label(ratio: float | str) -> str:
-    return "Random" if ratio == "random" else f"{float(ratio):.3g}" if float(ratio) != 1.0 else "1.0"
 
 
 def plot_figure_4_2a(table: pd.DataFrame, path) -> None:

@@ -32,22 +32,35 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
     for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
+    sys.excepthook = _log_uncaught  # a job's error belongs in the log Snakemake points the user to
     return log
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    if not issubclass(exc_type, KeyboardInterrupt):
+        log.critical("job failed", exc_info=(exc_type, exc, tb))
+    sys.__excepthook__(exc_type, exc, tb)
 
 
 def select_device(preference: str = "auto") -> torch.device:
     """The device a job should use.
 
-    ``auto`` takes the first GPU *visible to this job* (the scheduler restricts
-    visibility through CUDA_VISIBLE_DEVICES, so index 0 is the job's own card, never
-    a global GPU 0) and falls back to the CPU with a log line when none is visible.
+    ``auto`` takes a GPU *visible to this job*: under a scheduler that restricts
+    visibility (CUDA_VISIBLE_DEVICES) the job's own card; on a workstation a card no
+    other running job holds (``landscapes.gpus.claim_gpu``); never a global GPU 0.
+    It falls back to the CPU with a log line when no GPU is visible.
     """
     if preference == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
+        from landscapes.gpus import claim_gpu
+
+        # One visible card (SLURM, or CUDA_VISIBLE_DEVICES) is the job's own; with several
+        # (a workstation), concurrent jobs claim distinct cards through lock files.
+        index = claim_gpu(torch.cuda.device_count())
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "<all>")
-        log.info("using GPU %s (CUDA_VISIBLE_DEVICES=%s)", torch.cuda.get_device_name(0), visible)
-        return torch.device("cuda", 0)
+        log.info("using GPU %d, %s (CUDA_VISIBLE_DEVICES=%s)", index, torch.cuda.get_device_name(index), visible)
+        return torch.device("cuda", index)
     if preference == "cuda":
         raise RuntimeError("device 'cuda' was requested but no GPU is visible to this job")
     log.info("no GPU visible to this job; running on the CPU")

@@ -10,7 +10,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
 from landscapes.config import validate_config
-from landscapes.partial import ratio_label
+from landscapes.naming import fraction_label, ratio_label
 
 
 # Fail before the DAG is built: a bad key names itself and nothing runs.
@@ -193,7 +193,6 @@ def ch4_partial_outputs():
 
 import json
 
-from landscapes.detection import fraction_label
 
 # OpenMP threads that spin while they wait are ruinous on a shared CPU: measured here, a YOLO
 # epoch with 2 spinning torch threads took 8x as long as with passive ones. Jobs inherit this.
