@@ -14,11 +14,11 @@ from landscapes.detection import (
     clip_targets,
     code_video,
     crop_resize,
+    expand_boxes,
     fraction_label,
     frame_records,
     match_boxes,
     resolve_model,
-    square_boxes,
     table_4_2,
     table_4_3,
     table_4_4,
@@ -131,10 +131,10 @@ def test_yolo_labels_are_normalised_centre_size_and_clipped():
     np.testing.assert_allclose(second, [2, 0.125, 0.0625, 0.25, 0.125])
 
 
-def test_square_crops_keep_the_aspect_of_the_box():
-    sq = square_boxes(np.array([[10, 20, 50, 30]], float), context=0.0)
-    np.testing.assert_allclose(sq, [[10, 5, 50, 45]])
-    assert square_boxes(np.array([[0, 0, 10, 10]], float), context=0.1)[0, 2] == pytest.approx(11)
+def test_crop_boxes_grow_by_the_context_on_every_side():
+    grown = expand_boxes(np.array([[10, 20, 50, 30]], float), context=0.1)
+    np.testing.assert_allclose(grown, [[6, 19, 54, 31]])
+    np.testing.assert_allclose(expand_boxes(np.array([[1, 2, 3, 4]], float), context=0.0), [[1, 2, 3, 4]])
 
 
 def test_crop_on_the_pixel_grid_returns_those_pixels():
@@ -143,6 +143,17 @@ def test_crop_on_the_pixel_grid_returns_those_pixels():
     assert crop.shape == (1, 3, 4, 4)
     np.testing.assert_array_equal(crop[0, 0], frames[1, 3:7, 2:6])
     np.testing.assert_array_equal(crop[0, 1], crop[0, 0])
+
+
+def test_crop_augmentation_keeps_unexposed_pixels_dark_and_varies_the_rest():
+    from landscapes.detection import _crop_augment
+
+    x = torch.full((64, 3, 8, 8), 0.5)
+    x[:, :, :4] = 0.0  # the unexposed half of a coded crop
+    out = _crop_augment(x, torch.arange(64), torch.Generator().manual_seed(0))
+    assert (out[:, :, :4] == 0).all()
+    exposed = out[:, 0, 4:, :].mean(dim=(1, 2))
+    assert exposed.min() < 0.4 and exposed.max() > 0.6 and ((out >= 0) & (out <= 1)).all()
 
 
 def test_a_weight_name_that_is_not_a_file_is_refused():

@@ -18,6 +18,7 @@ from landscapes.scenes import (
     read_video,
     single_truck_video,
     still_scenes,
+    truck_paint,
     videos_in,
     write_video,
 )
@@ -174,3 +175,21 @@ def test_targets_at_selects_one_frame():
     t = Targets(np.array([0, 1, 1]), np.array([0, 0, 1]), np.array([2, 2, 0]), np.arange(12.0).reshape(3, 4))
     sel = t.at(1)
     assert len(sel) == 2 and list(sel.track) == [0, 1]
+
+
+def test_a_truck_keeps_its_paint_on_both_days_and_trucks_differ():
+    assert truck_paint(0, 1, 0) == truck_paint(0, 1, 0)  # no day in the key: the same truck on day 1 and day 2
+    paints = {truck_paint(0, c, k) for c in range(3) for k in range(4)}
+    assert len(paints) == 12
+    levels = [p for p, _ in paints]
+    assert min(levels) < 0.25 and max(levels) > 0.7  # dark and light trucks both occur
+
+
+def test_given_paint_sets_the_truck_not_the_scene():
+    a = single_truck_video("v", 0, day=1, frames=1, seed=5, paint=(0.1, 0.05), **SMALL)
+    b = single_truck_video("v", 0, day=1, frames=1, seed=5, paint=(0.9, 0.05), **SMALL)
+    x0, y0, x1, y1 = a.targets.box[0]
+    inside = np.zeros(a.frames[0].shape, bool)
+    inside[int(np.floor(y0)) : int(np.ceil(y1)), int(np.floor(x0)) : int(np.ceil(x1))] = True
+    np.testing.assert_array_equal(a.frames[0][~inside], b.frames[0][~inside])
+    assert b.frames[0][inside].mean() > a.frames[0][inside].mean() + 50

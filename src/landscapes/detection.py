@@ -434,12 +434,15 @@ def _skip_amp_download() -> None:
 # ---- ResNet-18 on the detected crops (Sec. 4.5.2) --------------------------------------------
 
 
-def square_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
-    """Squares centred on the boxes, side ``max(w, h) * (1 + 2 context)``: crops keep the truck's aspect."""
+def expand_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
+    """Boxes grown by ``context`` of their width and height on every side.
+
+    Crops are these boxes resized to squares: little background gets in, so a
+    classifier trained on a few videos cannot name trucks by the lot around them.
+    """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    half = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * (0.5 + context)
-    return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
+    dw, dh = (b[:, 2] - b[:, 0]) * context, (b[:, 3] - b[:, 1]) * context
+    return np.stack([b[:, 0] - dw, b[:, 1] - dh, b[:, 2] + dw, b[:, 3] + dh], 1)
 
 
 def crop_resize(frames: np.ndarray, frame_index: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
@@ -506,7 +509,7 @@ def classifier_crops(
                 b = box[sel]
                 if split == "train":
                     b = jitter_boxes(b, rng, jitter)
-                parts[split][0].append(crop_resize(frames, idx[sel], square_boxes(b, context), crop_size))
+                parts[split][0].append(crop_resize(frames, idx[sel], expand_boxes(b, context), crop_size))
                 parts[split][1].append(cls[sel])
     out = {}
     for split, (xs, ys) in parts.items():
@@ -517,12 +520,18 @@ def classifier_crops(
 
 
 def _crop_augment(x: torch.Tensor, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips (trucks drive both ways) and a random gain of 0.7-1.3 (lighting)."""
+    """Random flips (trucks drive both ways), gain 0.6-1.4 and offset +-0.15 (another day's light).
+
+    Unexposed (zero) pixels of coded crops stay zero.
+    """
     n = x.shape[0]
-    flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+    dev, dt = x.device, x.dtype
+    flip = (torch.rand(n, generator=g) < 0.5).to(dev)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    gain = (0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=g)).to(x.device, x.dtype)
-    return (x * gain).clamp_(0, 1)
+    exposed = x > 0
+    gain = (0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=g)).to(dev, dt)
+    offset = (0.3 * torch.rand(n, 1, 1, 1, generator=g) - 0.15).to(dev, dt)
+    return torch.where(exposed, (x * gain + offset).clamp(0, 1), x)
 
 
 def train_crop_classifier(
@@ -693,7 +702,7 @@ def evaluate_detection(
         coded = code_video(video, fraction, frames_per_code=frames_per_code, exposure=exposure, seed=seed)
         yolo = YOLO(str(detector))  # a fresh model per video: nothing carries over between videos
         dets = detect_and_track(yolo, coded.frames, imgsz=imgsz, conf=conf, iou=iou, device=yolo_dev, tracker=tracker)
-        boxes = square_boxes(dets[["x0", "y0", "x1", "y1"]].to_numpy(), cls_state["context"])
+        boxes = expand_boxes(dets[["x0", "y0", "x1", "y1"]].to_numpy(), cls_state["context"])
         crops = crop_resize(coded.frames, dets["frame"].to_numpy(), boxes, cls_state["crop_size"])
         predicted = classify_crops(cls_model, crops)
         parts.append(frame_records(coded, dets, predicted, classes, min_iou=min_iou))
@@ -818,9 +827,9 @@ def plot_figure_4_3(video: Video, path, *, fraction: float, frames_per_code: int
     strip = mask[:, row, :pixels].T.astype(float)  # (pixels, T)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1, 1, 1.2]})
     axes[0].imshow(np.ones_like(strip), cmap="Greys", vmin=0, vmax=1.2, aspect="auto", interpolation="nearest")
-    axes[0].set_title(f"(a) conventional: {frames_per_code} frames,\nevery pixel exposed every frame")
+    axes[0].set_title(f"(a) conventional: {frames_per_code} frames,\nevery pixel exposed (dark) in every frame")
     axes[1].imshow(strip, cmap="Greys", vmin=0, vmax=1.2, aspect="auto", interpolation="nearest")
-    axes[1].set_title(f"(b) PCE exposure S(m, n, t): {percent_label(fraction)} of pixels,\n{exposure}-frame windows")
+    axes[1].set_title(f"(b) PCE exposure S(m, n, t): {percent_label(fraction)} of pixels\nexposed (dark) for {exposure} frames each")
     for ax in axes[:2]:
         ax.set_xlabel("frame t")
         ax.set_ylabel(f"pixel n (row {row})")

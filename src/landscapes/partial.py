@@ -109,16 +109,32 @@ def observe_copies(x: torch.Tensor, idx: torch.Tensor, g: torch.Generator, *, nu
 
 
 @torch.no_grad()
-def classify_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
-    """Accuracy on uint8 ``images`` and the wall time to classify them all (synchronised on GPU)."""
+def classify_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int,
+    recon: "Reconstructor | None" = None,
+    ratios: torch.Tensor | None = None,
+) -> tuple[float, float]:
+    """Accuracy on uint8 ``images`` and the wall time to classify them all (synchronised on GPU).
+
+    With ``recon`` each batch is first reconstructed (routed by the images' ``ratios``)
+    inside the timed region, which is what reconstruct-then-classify costs.
+    """
     device = next(model.parameters()).device
     model.eval()
+    if recon is not None:
+        recon.eval()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     correct = 0
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(device).float().div_(255.0)
+        if recon is not None:
+            x = recon(x, ratios[start : start + batch_size])
         correct += (model(x).argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -384,26 +400,6 @@ class Reconstructor(nn.Module):
         return out
 
 
-@torch.no_grad()
-def classify_accuracy_recon(model: nn.Module, recon: Reconstructor, images: torch.Tensor, ratios: torch.Tensor,
-                            labels: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
-    """Like :func:`classify_accuracy`, reconstructing each batch first (timed together)."""
-    device = next(model.parameters()).device
-    model.eval()
-    recon.eval()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255.0)
-        x = recon(x, ratios[start : start + batch_size])
-        correct += (model(x).argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return correct / len(images), time.perf_counter() - t0
-
-
 def load_reconstructor(paths, device: torch.device) -> Reconstructor:
     return Reconstructor(dict(load_autoencoder(p, device) for p in paths)).to(device)
 
@@ -430,7 +426,7 @@ def evaluate_partial(
     x, y, ratios = (torch.from_numpy(test[k]) for k in ("x", "y", "ratios"))
     if autoencoder_paths:
         recon = load_reconstructor(autoencoder_paths, device)
-        accuracy, seconds = classify_accuracy_recon(model, recon, x, ratios, y, batch_size=batch_size)
+        accuracy, seconds = classify_accuracy(model, x, y, batch_size=batch_size, recon=recon, ratios=ratios)
     else:
         accuracy, seconds = classify_accuracy(model, x, y, batch_size=batch_size)
     record = {
@@ -468,7 +464,7 @@ def time_direct_vs_recon(
         t_direct, t_recon = [], []
         for _ in range(repeats):
             t_direct.append(classify_accuracy(direct, x, y, batch_size=batch_size)[1])
-            t_recon.append(classify_accuracy_recon(classifier, recon, x, ratios, y, batch_size=batch_size)[1])
+            t_recon.append(classify_accuracy(classifier, x, y, batch_size=batch_size, recon=recon, ratios=ratios)[1])
         rows.append({"ratio": label, "direct_seconds": float(np.median(t_direct)),
                      "recon_seconds": float(np.median(t_recon)), "num_images": int(len(y)), "repeats": repeats,
                      "device": str(device)})

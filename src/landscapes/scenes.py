@@ -325,19 +325,31 @@ def _compose(background, gains, trucks, style: DayStyle, rng: np.random.Generato
 
 
 def _paint(rng: np.random.Generator) -> tuple[float, float]:
-    """Paint level and pattern contrast, drawn per video independently of the class."""
+    """Paint level (dark or light, whatever the class) and pattern contrast."""
     paint = rng.uniform(0.05, 0.2) if rng.random() < 0.5 else rng.uniform(0.72, 0.92)
     return paint, rng.uniform(0.06, 0.12)
 
 
+def truck_paint(seed: int, cls: int, k: int) -> tuple[float, float]:
+    """Paint and pattern contrast of truck ``k`` of class ``cls``: one physical truck, the same on every day.
+
+    As in Sec. 4.5.1, the test day films the same trucks as the training day, under
+    other light; paint is drawn independently of the class, so a second truck of a
+    class (``k = 1``) may be painted differently.
+    """
+    return _paint(np.random.default_rng([seed, 7_001, cls, k]))
+
+
 def single_truck_video(
-    name: str, cls: int, *, day: int, height: int, width: int, frames: int, fps: float, truck_length: float, seed: int
+    name: str, cls: int, *, day: int, height: int, width: int, frames: int, fps: float, truck_length: float, seed: int,
+    paint: tuple[float, float] | None = None,
 ) -> Video:
     """One truck of class ``cls`` driving a smooth path across the lot (Sec. 4.5.1's single-target videos).
 
     The centre follows two-sinusoid waves (0.06-0.14 Hz sideways, 0.03-0.1 Hz in depth);
     the truck grows by up to 15% toward the bottom of the frame (perspective) and turns
-    to face the way it drives.
+    to face the way it drives. ``paint`` (level, pattern contrast) identifies the
+    physical truck (:func:`truck_paint`); None draws one from ``seed``.
     """
     rng = np.random.default_rng(seed)
     style = DAYS[day]
@@ -354,20 +366,22 @@ def single_truck_video(
     xs = 0.5 * width + half_span * _smooth_wave(frames, fps, rng, (0.06, 0.14))
     boxes = np.stack([xs - lengths / 2, ys - heights / 2, xs + lengths / 2, ys + heights / 2], axis=1)
     facing = _facing(xs, bool(rng.random() < 0.5))
-    paint, contrast = _paint(rng)
+    drawn = _paint(rng)  # drawn either way, so the noise that follows depends on the seed alone
+    paint, contrast = paint if paint is not None else drawn
     frames_u8, targets = _compose(background, gains, [(cls, boxes, facing, paint, contrast)], style, rng, height, width)
     return Video(name, frames_u8, targets, fps)
 
 
 def multi_truck_video(
     name: str, *, day: int, height: int, width: int, frames: int, fps: float, truck_length: float, seed: int,
-    far_scale: float = 0.4,
+    far_scale: float = 0.4, paints: list[tuple[float, float]] | None = None,
 ) -> Video:
     """All three trucks driving back and forth between the lot and a remote spot (Sec. 4.5.1).
 
     Truck k's progress ``p(t) = (1 - cos(2 pi f t + phi)) / 2`` (0 = its stall near the
     camera, 1 = the remote spot up the road) sets its position and its size, which
-    shrinks to ``far_scale`` of the near size.
+    shrinks to ``far_scale`` of the near size. ``paints[c]`` is the paint of the class-``c``
+    truck (the single-truck videos' trucks, in the thesis); None draws them from ``seed``.
     """
     rng = np.random.default_rng(seed)
     style = DAYS[day]
@@ -387,7 +401,8 @@ def multi_truck_video(
         xs = near_x + (far_x - near_x) * p
         ys = near_y + (far_y - near_y) * p
         boxes = np.stack([xs - lengths / 2, ys - heights / 2, xs + lengths / 2, ys + heights / 2], axis=1)
-        paint, contrast = _paint(rng)
+        drawn = _paint(rng)
+        paint, contrast = paints[cls] if paints is not None else drawn
         trucks.append((cls, boxes, _facing(xs, bool(rng.random() < 0.5)), paint, contrast))
     frames_u8, targets = _compose(background, gains, trucks, style, rng, height, width)
     return Video(name, frames_u8, targets, fps)
@@ -556,8 +571,10 @@ def generate_dataset(
 ) -> dict:
     """Write the synthetic data set: day-1 (train) and day-2 (test) single-truck videos per class, and two multi-target videos.
 
-    Every video has its own seed derived from ``seed``; the fine-tuning multi-target
-    video is filmed on day 1, the test one on day 2.
+    Every video has its own seed derived from ``seed`` (lot, light, noise, path); truck
+    ``k`` of a class keeps its paint on both days and in the multi-target videos (the
+    same physical trucks, Sec. 4.5.1). The fine-tuning multi-target video is filmed on
+    day 1, the test one on day 2.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -568,12 +585,15 @@ def generate_dataset(
             for k in range(videos_per_class):
                 name = f"day{day}_{cls_name}_{k}"
                 video_seed = seed * 100_003 + day * 10_007 + cls * 101 + k
-                write_video(single_truck_video(name, cls, day=day, frames=frames, seed=video_seed, **common), root / name)
+                video = single_truck_video(name, cls, day=day, frames=frames, seed=video_seed,
+                                           paint=truck_paint(seed, cls, k), **common)
+                write_video(video, root / name)
                 splits[name] = split
     if multi_target_frames > 0:
         for day, split in ((1, "finetune"), (2, "multi_test")):
             name = f"multi_day{day}"
             video = multi_truck_video(name, day=day, frames=multi_target_frames, seed=seed * 100_003 + day * 10_007 + 7_777,
+                                      paints=[truck_paint(seed, cls, 0) for cls in range(len(CLASSES))],
                                       **common)
             write_video(video, root / name)
             splits[name] = split
