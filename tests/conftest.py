@@ -1,5 +1,10 @@
 import copy
+import os
 from pathlib import Path
+
+# As in the workflow (workflow/rules/common.smk): passive OpenMP waiting, so tests that
+# share the cores with Snakemake jobs don't spin against them. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import yaml

@@ -307,14 +307,15 @@ def test_scripts_write_every_declared_output(tmp_path):
         "descent_rel_tol": 1e-2, "figure_p_values": [0.3], "figure_num_t": 5, "figure_2_1_h": 24, "figure_2_2_h": 24,
     }
     tables, figures = tmp_path / "tables", tmp_path / "figures"
+    # Table outputs are named <key>_csv as the workflow's table_outputs() names them.
     jobs = {
         "ch2_table_2_1.py": {
-            "table": tables / "table_2_1.csv", "support": tables / "table_2_support_recovery.csv",
-            "readings": tables / "table_2_1_bias_readings.csv", "summary": tables / "table_2_1_bias_summary.csv",
-            "closest": tables / "table_2_1_closest_reading.csv", "coherence": tables / "table_2_coherence.csv",
+            "table_csv": tables / "table_2_1.csv", "support_csv": tables / "table_2_support_recovery.csv",
+            "readings_csv": tables / "table_2_1_bias_readings.csv", "summary_csv": tables / "table_2_1_bias_summary.csv",
+            "closest_csv": tables / "table_2_1_closest_reading.csv", "coherence_csv": tables / "table_2_coherence.csv",
         },
-        "ch2_table_2_2.py": {"table": tables / "table_2_2.csv"},
-        "ch2_figure_2_1.py": {"figure": figures / "figure_2_1.png", "profiles": tables / "figure_2_1_profiles.csv"},
+        "ch2_table_2_2.py": {"table_csv": tables / "table_2_2.csv"},
+        "ch2_figure_2_1.py": {"figure": figures / "figure_2_1.png", "profiles_csv": tables / "figure_2_1_profiles.csv"},
         "ch2_figure_2_2.py": {"figure": figures / "figure_2_2.png"},
     }
     scripts = Path(__file__).resolve().parents[1] / "scripts"

@@ -30,6 +30,15 @@ def test_tiny_run_writes_table_4_1_with_every_method_and_column(finished):
         assert "VGG-16-Ours" in (finished / f"results/tiny/tables/table_4_1.{ext}").read_text()
 
 
+def test_tiny_run_builds_every_chapter(finished):
+    tables = {p.name for p in (finished / "results/tiny/tables").glob("*.csv")}
+    figures = {p.name for p in (finished / "results/tiny/figures").glob("*.png")}
+    assert {"table_2_1.csv", "table_2_2.csv", "table_3_1.csv", "table_3_2.csv", "table_3_3.csv",
+            "table_4_1.csv", "table_4_2.csv", "table_4_3.csv", "table_4_4.csv"} <= tables
+    assert {"figure_2_1.png", "figure_2_2.png", "figure_3_1.png", "figure_4_2a.png", "figure_4_2b.png",
+            "figure_4_2c.png", "figure_4_3.png", "figure_4_4.png", "figure_4_5.png"} <= figures
+
+
 def test_tiny_run_writes_a_png_figure_logs_and_benchmarks(finished):
     for name in ("figure_4_2a", "figure_4_2b"):
         png = (finished / f"results/tiny/figures/{name}.png").read_bytes()
@@ -66,7 +75,7 @@ def test_changing_a_training_ratio_retrains_only_vgg16_ours(finished):
                     "time_partial": 1, "figure_4_2b": 1, "all": 1}
 
 
-TARGETS = ["all", "paper", "ch2", "ch3", "ch4", "ch4_partial"]
+TARGETS = ["all", "paper", "ch2", "ch3", "ch4", "ch4_partial", "ch4_detection"]
 
 
 @pytest.mark.parametrize("preset", ["config.yaml", "config/cpu.yaml", "config/paper.yaml"])

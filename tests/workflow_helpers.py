@@ -18,13 +18,27 @@ COPIED = ["Snakefile", "config.yaml", "config", "workflow", "scripts", "envs", "
 # The smallest settings that still run every rule of the quick preset.
 TINY = {
     "preset": "tiny",
+    "ch2": {
+        "n": 8, "h_values": [24], "p_values": [0.3], "num_signals": 40, "num_points": 2, "study_rules": ["theorem"],
+        "device": "cpu", "descent_h_values": [24], "descent_p_values": [0.1], "descent_rules": ["zero"],
+        "descent_rel_tol": 1.0e-2, "figure_p_values": [0.3], "figure_num_t": 5, "figure_2_1_h": 24, "figure_2_2_h": 24,
+    },
+    "ch3": {"invariance": {"num_samples": 10, "runs_table_3_3": 1, "runs_figure_3_1": 1, "max_hvp": 60, "trace_probes": 2}},
     "ch4": {
         "partial": {
             "model": {"name": "vgg11", "width": 2, "batch_norm": True},
             "train": {"epochs": 1, "batch_size": 128, "checkpoint_every": 1},
             "test_ratios": [1.0, 0.5],
             "autoencoder": {"ratios": [0.5], "width": 2, "train": {"epochs": 1, "batch_size": 128}},
-        }
+        },
+        "detection": {
+            "scenes": {"height": 48, "width": 48, "frames": 8, "multi_target_frames": 8},
+            "pce": {"fractions": [0.125, 1.0]},
+            "detector": {"imgsz": 64, "epochs": 1, "finetune_epochs": 1, "raw_stride": 4, "batch": 8},
+            "classifier": {"epochs": 1, "finetune_epochs": 1},
+            "partial": {"num_train": 8, "num_val": 4, "image_size": 64, "test_ratios": [1.0, 0.5],
+                        "detector": {"imgsz": 64, "epochs": 1, "batch": 8}},
+        },
     },
 }
 

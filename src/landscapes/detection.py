@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from landscapes.encoders import observation_mask, pce_encode
 from landscapes.io import atomic_path, save_json
+from landscapes.naming import fraction_label
 from landscapes.scenes import Targets, Video, read_manifest, read_video, videos_in
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,15 @@ def _install_fonts(folder: Path) -> None:
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     folder.mkdir(parents=True, exist_ok=True)
     for name in FONT_NAMES:
-        if not (folder / name).exists():
-            with atomic_path(folder / name) as tmp:
-                shutil.copyfile(source, tmp)
+        target = folder / name
+        if target.exists():
+            continue
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        try:
+            os.link(source, tmp)  # every job has its own folder: a hard link saves a 0.7 MB copy each
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
 
 
 def yolo_device(device: torch.device) -> str:
@@ -177,11 +184,6 @@ def match_boxes(truth: np.ndarray, detected: np.ndarray, *, min_iou: float) -> l
 
 
 # ---- pixel-wise coded exposure of a video (Sec. 4.5) ------------------------------------------
-
-
-def fraction_label(fraction: float) -> str:
-    """File-name label of a coded-aperture fraction: 0.0625, 0.125, ..., 1."""
-    return f"{float(fraction):g}"
 
 
 def percent_label(fraction: float) -> str:

@@ -8,6 +8,10 @@ import sys
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
+# OpenMP threads that spin while they wait are ruinous when jobs share cores: measured
+# here, a YOLO epoch with 2 spinning torch threads took 8x as long as with passive ones.
+# Every job inherits this; set OMP_WAIT_POLICY yourself to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from landscapes.config import validate_config
 from landscapes.naming import fraction_label, ratio_label
@@ -194,9 +198,6 @@ def ch4_partial_outputs():
 import json
 
 
-# OpenMP threads that spin while they wait are ruinous on a shared CPU: measured here, a YOLO
-# epoch with 2 spinning torch threads took 8x as long as with passive ones. Jobs inherit this.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DETECTION = config["ch4"]["detection"]
 DET_DIR = f"{RES}/ch4/detection"
