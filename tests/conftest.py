@@ -33,3 +33,14 @@ def preset(name: str) -> dict:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny problems gain nothing from threads, and on a shared machine extra threads spin."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

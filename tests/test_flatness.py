@@ -28,13 +28,7 @@ from landscapes.flatness import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems gain nothing from threads, and on a shared machine extra threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CE = nn.functional.cross_entropy
 

@@ -13,13 +13,7 @@ from landscapes.flatness import layers, rescale
 from landscapes.models import MODEL_NAMES, build_model, describe_architecture
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems gain nothing from threads, and on a shared machine extra threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SHAPES = [(1, 8), (1, 28), (3, 32)]
 
