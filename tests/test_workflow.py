@@ -33,9 +33,10 @@ def test_tiny_run_writes_table_4_1_with_every_method_and_column(finished):
 def test_tiny_run_builds_every_chapter(finished):
     tables = {p.name for p in (finished / "results/tiny/tables").glob("*.csv")}
     figures = {p.name for p in (finished / "results/tiny/figures").glob("*.png")}
-    assert {"table_2_1.csv", "table_2_2.csv", "table_3_1.csv", "table_3_2.csv", "table_3_3.csv",
-            "table_4_1.csv", "table_4_2.csv", "table_4_3.csv", "table_4_4.csv"} <= tables
-    assert {"figure_2_1.png", "figure_2_2.png", "figure_3_1.png", "figure_4_2a.png", "figure_4_2b.png",
+    assert {"table_2_1.csv", "table_2_2.csv", "table_3_1.csv", "table_3_2.csv", "table_3_3.csv", "table_3_4.csv",
+            "table_3_5.csv", "table_3_6.csv", "table_3_7.csv", "table_3_7_runs.csv", "table_3_kendall.csv",
+            "table_3_kendall_rescaled.csv", "table_4_1.csv", "table_4_2.csv", "table_4_3.csv", "table_4_4.csv"} <= tables
+    assert {"figure_2_1.png", "figure_2_2.png", "figure_3_1.png", "figure_3_2.png", "figure_3_3.png", "figure_4_2a.png", "figure_4_2b.png",
             "figure_4_2c.png", "figure_4_3.png", "figure_4_4.png", "figure_4_5.png"} <= figures
 
 
@@ -50,6 +51,25 @@ def test_tiny_run_writes_a_png_figure_logs_and_benchmarks(finished):
     assert "epoch 1/1" in (finished / "logs/tiny/ch4/partial/train_vgg16_ours.log").read_text()
     assert (finished / "benchmarks/tiny/ch4/partial/train_vgg16.tsv").exists()
     assert not list((finished / "results/tiny/ch4/partial/models").glob("*.ckpt"))  # superseded by the model
+
+
+def test_tiny_run_table_3_7_has_both_batch_sizes_and_an_invariant_riemannian_value(finished):
+    runs = pd.read_csv(finished / "results/tiny/tables/table_3_7_runs.csv")
+    assert len(runs) == 4 and sorted(runs.batch_size.unique()) == [50, 300]
+    assert set(runs.reached_threshold) <= {True, False}
+    assert ((runs.test_accuracy >= 0) & (runs.test_accuracy <= 1)).all() and (runs.riemannian > 0).all()
+    assert ((runs.riemannian_rescaled / runs.riemannian - 1).abs() < 1e-3).all()
+    table = pd.read_csv(finished / "results/tiny/tables/table_3_7.csv")
+    assert list(table.batch_size) == [50, 300] and table.large_small_ratio_riemannian.notna().tolist() == [False, True]
+    assert "Adam, lr=0.001" in (finished / "results/tiny/tables/table_3_6.md").read_text()
+
+
+def test_changing_the_flatness_tolerance_remeasures_without_retraining(finished):
+    cfg = yaml.safe_load((finished / "tiny.yaml").read_text())
+    cfg["ch3"]["minima"]["flatness"]["tol"] = 1e-2
+    (finished / "tiny_tol.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(finished, "--configfile", "tiny_tol.yaml")
+    assert jobs == {"measure_minimum": 4, "table_3_7": 1, "ch3_scatter_figures": 1, "all": 1}
 
 
 def test_finished_target_reruns_nothing(finished):
@@ -94,6 +114,17 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert "ch4.partial.test_ratios[1]: 1.5 is greater than the maximum of 1" in out
     assert "unknown key(s) ('colour' was unexpected)" in out
     assert not (work / "results").exists()
+
+
+def test_minima_row_with_small_batch_not_below_large_is_rejected(tmp_path):
+    row = {"dataset": "digits", "network": "f1", "bias": False, "seeds": 1, "train_size": None, "flatness_samples": 10,
+           "eps": None, "small": {"batch_size": 500, "epochs": 1, "optimiser": {"name": "adam", "lr": 1e-3, "momentum": 0.9,
+           "weight_decay": 0.0}}, "large": {"batch_size": 500, "epochs": 1, "optimiser": {"name": "adam", "lr": 1e-3,
+           "momentum": 0.9, "weight_decay": 0.0}}}  # fmt: skip
+    work = scratch_workflow(tmp_path, {"ch3": {"minima": {"rows": [row]}}})
+    proc = snakemake(work, "--configfile", "tiny.yaml", "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert "ch3.minima.rows (digits-f1): the small batch size must be below the large one" in proc.stdout + proc.stderr
 
 
 def test_lint_is_clean(tmp_path_factory):

@@ -23,7 +23,19 @@ TINY = {
         "device": "cpu", "descent_h_values": [24], "descent_p_values": [0.1], "descent_rules": ["zero"],
         "descent_rel_tol": 1.0e-2, "figure_p_values": [0.3], "figure_num_t": 5, "figure_2_1_h": 24, "figure_2_2_h": 24,
     },
-    "ch3": {"invariance": {"num_samples": 10, "runs_table_3_3": 1, "runs_figure_3_1": 1, "max_hvp": 60, "trace_probes": 2}},
+    "ch3": {
+        "invariance": {"num_samples": 10, "runs_table_3_3": 1, "runs_figure_3_1": 1, "max_hvp": 60, "trace_probes": 2},
+        "minima": {
+            "rows": [{
+                "dataset": "digits", "network": "f1", "bias": False, "seeds": 2, "train_size": 300,
+                "flatness_samples": 200, "eps": None,
+                "small": {"batch_size": 50, "epochs": 2, "optimiser": {"name": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0}},
+                "large": {"batch_size": 300, "epochs": 2, "optimiser": {"name": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0}},
+            }],
+            "flatness": {"tol": 1e-3, "max_hvp": 40, "dtype": "float32"},
+            "line_plot": {"directions": 1, "num_points": 5},
+        },
+    },
     "ch4": {
         "partial": {
             "model": {"name": "vgg11", "width": 2, "batch_norm": True},

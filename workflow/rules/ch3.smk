@@ -59,3 +59,138 @@ rule figure_3_1:
         runtime=by_attempt(120),
     script:
         "../../scripts/ch3_power_convergence.py"
+
+
+# Sec. 3.5: small- vs large-batch minima (Tables 3.4-3.7, Figures 3.2-3.6, Kendall tau).
+
+
+rule train_minimum:
+    input:
+        data=minima_row_dataset,
+    output:
+        model=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.pt",
+        metrics=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.json",
+    params:
+        cfg=minima_train_params,
+        # Not an output: it must survive a killed job so the rerun resumes from it.
+        checkpoint=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.ckpt",
+    log:
+        f"{LOGS}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(600),
+    script:
+        "../../scripts/ch3_train_minimum.py"
+
+
+rule measure_minimum:
+    input:
+        model=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.pt",
+        data=minima_row_dataset,
+    output:
+        json=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}_flatness.json",
+    params:
+        cfg=minima_measure_params,
+    log:
+        f"{LOGS}/ch3/minima/measure_{{row}}_{{batch}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/ch3/minima/measure_{{row}}_{{batch}}_seed{{seed}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    script:
+        "../../scripts/ch3_measure_minimum.py"
+
+
+rule ch3_settings_tables:
+    input:
+        **minima_datasets(),
+    output:
+        **table_outputs(table_3_4="table_3_4", table_3_5="table_3_5", table_3_6="table_3_6"),
+    params:
+        rows=MINIMA["rows"],
+        stop_loss=MINIMA["stop_loss"],
+    log:
+        f"{LOGS}/ch3/settings_tables.log",
+    benchmark:
+        f"{BENCH}/ch3/settings_tables.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch3_settings_tables.py"
+
+
+rule table_3_7:
+    input:
+        metrics=minima_runs("metrics"),
+        flatness=minima_runs("flatness"),
+    output:
+        **table_outputs(
+            table_3_7="table_3_7",
+            runs="table_3_7_runs",
+            kendall="table_3_kendall",
+            kendall_rescaled="table_3_kendall_rescaled",
+        ),
+    log:
+        f"{LOGS}/ch3/table_3_7.log",
+    benchmark:
+        f"{BENCH}/ch3/table_3_7.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch3_table_3_7.py"
+
+
+rule ch3_scatter_figures:
+    input:
+        runs=f"{RES}/tables/table_3_7_runs.csv",
+    output:
+        **{name: figure(name) for name in minima_scatter_figures().values()},
+    log:
+        f"{LOGS}/ch3/scatter_figures.log",
+    benchmark:
+        f"{BENCH}/ch3/scatter_figures.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch3_scatter_figures.py"
+
+
+rule figure_3_2:
+    input:
+        models=minima_line_plot_models(),
+        datasets=list(minima_datasets().values()),
+    output:
+        figure_3_2=figure("figure_3_2"),
+        curves=f"{MINIMA_DIR}/figure_3_2_curves.csv",
+    params:
+        rows=MINIMA["rows"],
+        line_plot=MINIMA["line_plot"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{LOGS}/ch3/figure_3_2.log",
+    benchmark:
+        f"{BENCH}/ch3/figure_3_2.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
+    script:
+        "../../scripts/ch3_line_plots.py"

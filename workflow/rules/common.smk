@@ -397,7 +397,90 @@ def ch3_outputs():
         + table("table_3_3")
         + table("table_3_euclidean_vs_riemannian")
         + [figure("figure_3_1")]
+        + ch3_minima_outputs()
     )
+
+
+# Sec. 3.5: one training run per (row, batch, seed), then one measurement of it.
+MINIMA = CH3["minima"]
+MINIMA_DIR = f"{RES}/ch3/minima"
+MINIMA_ROWS = {f"{r['dataset']}-{r['network']}": r for r in MINIMA["rows"]}
+if len(MINIMA_ROWS) != len(MINIMA["rows"]):
+    raise ValueError("ch3.minima.rows: each data set / network pair may appear only once")
+for _key, _row in MINIMA_ROWS.items():
+    if _row["small"]["batch_size"] >= _row["large"]["batch_size"]:
+        raise ValueError(f"ch3.minima.rows ({_key}): the small batch size must be below the large one")
+    if _row["train_size"] is not None and _row["flatness_samples"] > _row["train_size"]:
+        raise ValueError(f"ch3.minima.rows ({_key}): flatness_samples exceeds train_size")
+
+
+def minima_runs(kind):
+    """Every run's file of one kind: model (.pt), metrics (.json) or flatness (_flatness.json)."""
+    suffix = {"model": ".pt", "metrics": ".json", "flatness": "_flatness.json"}[kind]
+    return [
+        f"{MINIMA_DIR}/{row}/{batch}_seed{seed}{suffix}"
+        for row, spec in MINIMA_ROWS.items()
+        for batch in ("small", "large")
+        for seed in range(spec["seeds"])
+    ]
+
+
+def minima_row_dataset(wildcards):
+    return dataset_file(MINIMA_ROWS[wildcards.row]["dataset"])
+
+
+def minima_train_params(wildcards):
+    row = MINIMA_ROWS[wildcards.row]
+    return {
+        "network": row["network"],
+        "bias": row["bias"],
+        "train_size": row["train_size"],
+        **row[wildcards.batch],
+        "stop_loss": MINIMA["stop_loss"],
+        "seed": config["seed"] + int(wildcards.seed),
+        "checkpoint_every": MINIMA["checkpoint_every"],
+        "device": config["device"],
+    }
+
+
+def minima_measure_params(wildcards):
+    row = MINIMA_ROWS[wildcards.row]
+    return {
+        "samples": row["flatness_samples"],
+        "eps": row["eps"],
+        **MINIMA["flatness"],
+        "rescale_log_range": MINIMA["rescale_log_range"],
+        "seed": config["seed"] + int(wildcards.seed),
+        "device": config["device"],
+    }
+
+
+def minima_scatter_figures():
+    """Figures 3.3-3.6, one per configured data set (digits stand in for MNIST)."""
+    numbers = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
+               "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
+    datasets = list(dict.fromkeys(r["dataset"] for r in MINIMA["rows"]))
+    names = [numbers[d] for d in datasets]
+    if len(set(names)) != len(names):
+        raise ValueError("ch3.minima.rows: digits and mnist would both be Figure 3.3; configure only one")
+    return dict(zip(datasets, names))
+
+
+def minima_line_plot_models():
+    return [f"{MINIMA_DIR}/{row}/{batch}_seed0.pt" for row in MINIMA_ROWS for batch in ("small", "large")]
+
+
+def minima_datasets():
+    return {d: dataset_file(d) for d in dict.fromkeys(r["dataset"] for r in MINIMA["rows"])}
+
+
+def ch3_minima_outputs():
+    if not MINIMA["enabled"]:
+        return []
+    tables = ["table_3_4", "table_3_5", "table_3_6", "table_3_7", "table_3_7_runs",
+              "table_3_kendall", "table_3_kendall_rescaled"]  # fmt: skip
+    figures = ["figure_3_2"] + list(minima_scatter_figures().values())
+    return [path for name in tables for path in table(name)] + [figure(name) for name in figures]
 
 
 # ---- Targets ---------------------------------------------------------------------------
