@@ -41,6 +41,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write a Matplotlib figure as PNG atomically (a killed job leaves no half image) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Save named arrays as an uncompressed ``.npz`` (zip members carry CRCs)."""
     with atomic_path(path) as tmp:

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from landscapes.io import save_figure
 from landscapes.models import build_model
 
 log = logging.getLogger(__name__)
@@ -402,12 +403,7 @@ def plot_scatter(runs: pd.DataFrame, path: str | Path, *, title: str = "") -> Pa
         ax.grid(alpha=0.3, which="both")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -480,9 +476,4 @@ def plot_line_curves(curves: pd.DataFrame, path: str | Path) -> Path:
         ax.set_title(f"{DATASET_LABELS.get(dataset, dataset)} - {NETWORK_LABELS.get(network, network)}")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
