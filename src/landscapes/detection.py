@@ -1070,19 +1070,7 @@ def table_partial_map(results: dict[str, list[dict]]) -> pd.DataFrame:
 
 def plot_figure_4_2c(table: pd.DataFrame, path) -> None:
     """Figure 4.2c: mAP50 against the test observation ratio, one line per detector."""
-    plt = _pyplot()
-    ratio_cols = [c for c in table.columns if c != "method"]
-    xs = np.array([float(c) for c in ratio_cols])
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for _, row in table.iterrows():
-        ax.plot(xs, row[ratio_cols].to_numpy(dtype=float), marker="o", label=row["method"])
-    ax.set_xlabel("partial observation ratio")
-    ax.set_ylabel("mAP50")
-    ax.set_ylim(0, 1)
-    ax.invert_xaxis()
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title("Figure 4.2c: detection under partial observation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from landscapes.partial import plot_against_ratio
+
+    plot_against_ratio(table, [c for c in table.columns if c != "method"], path, ylabel="mAP50",
+                       title="Figure 4.2c: detection under partial observation")  # fmt: skip

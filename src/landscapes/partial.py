@@ -157,29 +157,35 @@ def table_4_1(records: list[dict], ratio_columns: list[str]) -> pd.DataFrame:
     return table.sort_values(["_order", "source"], ascending=[True, False]).drop(columns="_order").reset_index(drop=True)
 
 
-def plot_figure_4_2a(table: pd.DataFrame, path) -> None:
-    """Figure 4.2a: accuracy against observation ratio, one line per method of this run."""
+def plot_against_ratio(table: pd.DataFrame, columns: list[str], path, *, ylabel: str, title: str) -> None:
+    """One line per row of ``table`` (labelled by its ``method``) over the ratio ``columns``,
+    ratio decreasing to the right as in the thesis's Figure 4.2; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ours = table[table["source"] == "this run"]
-    numeric = [c for c in table.columns if c not in ("method", "source", "Random")]
-    xs = np.array([float(c) for c in numeric])
+    from landscapes.io import save_figure
+
+    xs = np.array([float(c) for c in columns])
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for _, row in ours.iterrows():
-        ax.plot(xs, row[numeric].to_numpy(dtype=float), marker="o", label=row["method"])
+    for _, row in table.iterrows():
+        ax.plot(xs, row[columns].to_numpy(dtype=float), marker="o", label=row["method"])
     ax.set_xlabel("partial observation ratio")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("Figure 4.2a: accuracy under partial observation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def plot_figure_4_2a(table: pd.DataFrame, path) -> None:
+    """Figure 4.2a: accuracy against observation ratio, one line per method of this run."""
+    numeric = [c for c in table.columns if c not in ("method", "source", "Random")]
+    plot_against_ratio(table[table["source"] == "this run"], numeric, path, ylabel="test accuracy",
+                       title="Figure 4.2a: accuracy under partial observation")  # fmt: skip
 
 
 def eval_mask_seed(seed: int, ratio: float | str) -> int:
