@@ -22,8 +22,6 @@ Conventions (the thesis leaves them out; see ``original-code-notes.md``):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -71,10 +69,6 @@ THESIS_TABLE_3_7 = {
 def row_id(dataset: str, network: str) -> str:
     """The name of a Table 3.7 row in file paths: ``<dataset>-<network>``."""
     return f"{dataset}-{network}"
-
-
-def fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- networks
@@ -127,7 +121,7 @@ def train_minimum(
     """Train one run of Sec. 3.5 to the threshold (or the epoch cap) and save it; return its metrics."""
     from landscapes.datasets import load
     from landscapes.io import save_checkpoint, save_json
-    from landscapes.train import Optimiser, channel_stats, evaluate, train_classifier
+    from landscapes.train import Optimiser, channel_stats, evaluate, fingerprint, train_classifier
 
     data = load(data_path)
     x, y = training_subset(data, train_size)

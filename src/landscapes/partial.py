@@ -194,13 +194,6 @@ def eval_mask_seed(seed: int, ratio: float | str) -> int:
     return seed * 10_007 + code
 
 
-def _fingerprint(obj) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def train_partial_classifier(
     data_path,
     *,
@@ -223,7 +216,7 @@ def train_partial_classifier(
 
     from landscapes.datasets import load
     from landscapes.io import save_checkpoint, save_json
-    from landscapes.train import Normalise, Optimiser, channel_stats, evaluate, train_classifier
+    from landscapes.train import Normalise, Optimiser, channel_stats, evaluate, fingerprint, train_classifier
 
     data = load(data_path)
     x = torch.from_numpy(data.x_train)
@@ -258,7 +251,7 @@ def train_partial_classifier(
         virtual_copies=1 + len(train_ratios),
         checkpoint_path=checkpoint_path,
         checkpoint_every=train_cfg["checkpoint_every"],
-        fingerprint=_fingerprint([spec, train_cfg, list(train_ratios), seed]),
+        fingerprint=fingerprint([spec, train_cfg, list(train_ratios), seed]),
         progress=progress,
     )
     test_loss, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
@@ -338,7 +331,7 @@ def train_autoencoder(
 
     from landscapes.datasets import load
     from landscapes.io import save_checkpoint, save_json
-    from landscapes.train import Optimiser, train_classifier
+    from landscapes.train import Optimiser, fingerprint, train_classifier
 
     data = load(data_path)
     x = torch.from_numpy(data.x_train)
@@ -358,7 +351,7 @@ def train_autoencoder(
         model, x.to(device), y.to(device),
         epochs=train_cfg["epochs"], batch_size=train_cfg["batch_size"], optimiser=Optimiser(**train_cfg["optimiser"]),
         seed=seed, transform=transform, checkpoint_path=checkpoint_path, checkpoint_every=train_cfg["checkpoint_every"],
-        fingerprint=_fingerprint([spec, train_cfg, seed]), objective="reconstruct", progress=progress,
+        fingerprint=fingerprint([spec, train_cfg, seed]), objective="reconstruct", progress=progress,
     )
     save_checkpoint(model_path, {"spec": spec, "state_dict": model.state_dict()})
     metrics = {"ratio": float(ratio), "epochs_run": result.epochs_run, "train_mse": result.train_loss,

@@ -85,6 +85,15 @@ def channel_stats(images_uint8: torch.Tensor) -> tuple[list[float], list[float]]
     return mean.tolist(), std.tolist()
 
 
+def fingerprint(settings) -> str:
+    """A short digest of a run's settings, stored in its checkpoints so that only a run of
+    the same settings resumes from them."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator of every random draw in one epoch; depends on (seed, epoch) only."""
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7_919) % (2**63 - 1))
