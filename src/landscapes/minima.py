@@ -36,16 +36,12 @@ from torch import nn
 
 from landscapes.io import save_figure
 from landscapes.models import build_model
+from landscapes.naming import SCATTER_FIGURES  # noqa: F401 (re-exported for the scripts)
 
 log = logging.getLogger(__name__)
 
 BATCH_LABELS = ("small", "large")
 MEASURES = ("riemannian", "euclidean", "normalised")
-
-# Figures 3.3-3.6 are one per data set; scikit-learn's digits (the offline preset)
-# stand in for MNIST.
-SCATTER_FIGURES = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
-                   "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
 
 NETWORK_LABELS = {"mnist_fc": "Fully-Connected", "lenet": "LeNet", "alexnet_cifar": "AlexNet",
                   "vgg16_cifar": "VGG16", "f1": "F1", "c1": "C1"}  # fmt: skip

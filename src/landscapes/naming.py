@@ -17,3 +17,9 @@ def ratio_label(ratio: float | str) -> str:
 def fraction_label(fraction: float) -> str:
     """File-name label of a coded-aperture fraction: 0.0625, 0.125, ..., 1."""
     return f"{float(fraction):g}"
+
+
+# Figures 3.3-3.6 are one per data set; scikit-learn's digits (the offline preset)
+# stand in for MNIST.
+SCATTER_FIGURES = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
+                   "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip

@@ -14,7 +14,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from landscapes.config import validate_config
-from landscapes.naming import fraction_label, ratio_label
+from landscapes.naming import SCATTER_FIGURES, fraction_label, ratio_label
 
 
 # Fail before the DAG is built: a bad key names itself and nothing runs.
@@ -457,10 +457,8 @@ def minima_measure_params(wildcards):
 
 def minima_scatter_figures():
     """Figures 3.3-3.6, one per configured data set (digits stand in for MNIST)."""
-    numbers = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
-               "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
     datasets = list(dict.fromkeys(r["dataset"] for r in MINIMA["rows"]))
-    names = [numbers[d] for d in datasets]
+    names = [SCATTER_FIGURES[d] for d in datasets]
     if len(set(names)) != len(names):
         raise ValueError("ch3.minima.rows: digits and mnist would both be Figure 3.3; configure only one")
     return dict(zip(datasets, names))
