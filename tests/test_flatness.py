@@ -14,6 +14,7 @@ from torch.func import functional_call
 
 from landscapes.flatness import (
     LossHessian,
+    WarmStage,
     euclidean_spectral_norm,
     hvp,
     lanczos,
@@ -217,6 +218,72 @@ def test_not_converged_when_max_hvp_too_small(method):
     result = riemannian_spectral_norm(tiny_mlp(), CE, tiny_data(), method=method, tol=1e-12, max_hvp=2)
     assert not result.converged
     assert result.num_hvp == 2 and len(result.history) == 2
+
+
+def test_warm_start_on_the_exact_operator_leaves_one_or_two_full_hvps():
+    model = tiny_mlp()
+    data = tiny_data()
+    cold = riemannian_spectral_norm(model, CE, data, tol=1e-10)
+    warm = riemannian_spectral_norm(model, CE, data, tol=1e-10, warm_start=[WarmStage(tol=1e-12)])
+    assert warm.converged and warm.warm_hvp and warm.warm_hvp[0] >= cold.num_hvp - 1
+    assert warm.num_hvp <= 2 < cold.num_hvp
+    assert abs(warm.value - cold.value) / cold.value < 1e-10
+
+
+@pytest.mark.parametrize(
+    "stages",
+    [
+        [WarmStage(fraction=0.25)],
+        [WarmStage(dtype=torch.bfloat16, tol=3e-2)],
+        [WarmStage(fraction=0.5, dtype=torch.float32), WarmStage(dtype=torch.bfloat16)],
+    ],
+    ids=["subsample", "bf16", "subsample-then-bf16"],
+)
+def test_warm_start_changes_the_start_not_the_value(stages):
+    model = tiny_mlp()
+    x, y = tiny_data(n=40)
+    cold = riemannian_spectral_norm(model, CE, (x, y), tol=1e-10)
+    # A generator of batches is consumed once, however many passes there are.
+    batches = ((x[i : i + 10], y[i : i + 10]) for i in range(0, 40, 10))
+    warm = riemannian_spectral_norm(model, CE, batches, tol=1e-10, warm_start=stages)
+    assert warm.converged and len(warm.warm_hvp) == len(stages)
+    assert abs(warm.value - cold.value) / cold.value < 1e-10
+    assert warm.history[0] != pytest.approx(cold.history[0], rel=1e-6)  # it did start elsewhere
+    euc_cold = euclidean_spectral_norm(model, CE, (x, y), tol=1e-10)
+    euc_warm = euclidean_spectral_norm(model, CE, (x, y), tol=1e-10, warm_start=stages)
+    assert abs(euc_warm.value - euc_cold.value) / euc_cold.value < 1e-10
+
+
+def test_warm_start_subsample_is_strided_and_invariant_under_rescaling():
+    x, y = tiny_data(n=10)
+    assert [len(b[0]) for b in WarmStage(fraction=0.3).samples((x, y))] == [4]  # samples 0, 3, 6, 9
+    assert torch.equal(WarmStage(fraction=0.3).samples((x, y))[0][0], x[::3])
+    model = tiny_mlp(bias=False)
+    scaled = rescale(model, random_lambdas(3, seed=3))
+    stages = [WarmStage(fraction=0.5)]
+    base = riemannian_spectral_norm(model, CE, tiny_data(), tol=1e-12, warm_start=stages)
+    moved = riemannian_spectral_norm(scaled, CE, tiny_data(), tol=1e-12, warm_start=stages)
+    assert abs(base.value - moved.value) / base.value < 1e-10
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fraction": 0.0}, "fraction"),
+        ({"fraction": 1.5}, "fraction"),
+        ({"dtype": torch.int64}, "dtype"),
+        ({"tol": 0.0}, "tol"),
+        ({"max_hvp": 0}, "max_hvp"),
+    ],
+)
+def test_warm_stage_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WarmStage(**kwargs)
+
+
+def test_warm_start_must_hold_warm_stages():
+    with pytest.raises(ValueError, match="WarmStage"):
+        riemannian_spectral_norm(tiny_mlp(), CE, tiny_data(), warm_start=[0.5])
 
 
 def test_result_layout_follows_blocks():

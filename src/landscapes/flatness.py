@@ -99,6 +99,8 @@ class FlatnessResult:
     ``history`` holds the estimate after each Hessian-vector product; ``residual`` is
     the final Ritz residual ||A y - theta y|| (Lanczos) or relative change of the
     vector (power); ``loss`` is the mean loss over all samples at the point.
+    ``num_hvp`` and ``history`` count the final pass only (all samples, the measure's
+    dtype); ``warm_hvp`` holds the HVP count of each ``WarmStage`` pass before it.
     """
 
     value: float
@@ -110,6 +112,43 @@ class FlatnessResult:
     loss: float
     method: str
     metric: str
+    warm_hvp: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class WarmStage:
+    """A cheap Lanczos pass whose top Ritz vector starts the next pass (``warm_start=``).
+
+    The pass uses an evenly strided ``fraction`` of the samples (every round(1/fraction)-th
+    sample of each batch) and/or HVPs in a cheaper ``dtype`` (e.g. ``torch.bfloat16``;
+    None: the measure's dtype), and stops at the relative Ritz residual ``tol`` or after
+    ``max_hvp`` products. It only chooses the start vector: the final pass still runs
+    on all samples in the measure's dtype to its own ``tol``, so the value is that of a
+    cold start to within ``tol``; what changes is how many full-cost HVPs it takes. It
+    pays where the cheap operator's top eigenvector is close to the full one: a
+    subsample that is not too small, or bf16 HVPs where bf16 matmuls are fast (CPUs
+    with AVX512-BF16 or AMX, GPUs).
+    """
+
+    fraction: float = 1.0
+    dtype: torch.dtype | None = None
+    tol: float = 1e-2
+    max_hvp: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"WarmStage.fraction must be in (0, 1], got {self.fraction}")
+        if self.dtype is not None and not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
+            raise ValueError(f"WarmStage.dtype must be a floating torch dtype or None, got {self.dtype!r}")
+        if not self.tol > 0:
+            raise ValueError(f"WarmStage.tol must be positive, got {self.tol}")
+        if self.max_hvp < 1:
+            raise ValueError(f"WarmStage.max_hvp must be >= 1, got {self.max_hvp}")
+
+    def samples(self, data: Data) -> list[Batch]:
+        """The pass's samples: every round(1/fraction)-th of each batch, from the first."""
+        stride = max(1, round(1.0 / self.fraction))
+        return [(x[::stride], y[::stride]) for x, y in _as_batches(data)]
 
 
 @dataclass(frozen=True)
@@ -461,17 +500,42 @@ def power_iteration(
 # --------------------------------------------------------------------------- public measures
 
 
-def _spectral_norm(model, loss_fn, data, *, metric, method, tol, max_hvp, batch_size, dtype, seed, reuse_graph):
+def _check_warm_start(warm_start) -> tuple[WarmStage, ...]:
+    stages = tuple(warm_start)
+    bad = [w for w in stages if not isinstance(w, WarmStage)]
+    if bad:
+        raise ValueError(f"warm_start must be a sequence of WarmStage, got {bad[0]!r}")
+    return stages
+
+
+def _spectral_norm(model, loss_fn, data, *, metric, method, tol, max_hvp, batch_size, dtype, seed, reuse_graph, warm_start):
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if max_hvp < 1:
         raise ValueError(f"max_hvp must be >= 1, got {max_hvp}")
+    stages = _check_warm_start(warm_start)
+    data = _as_batches(data)  # a generator would be spent by the first pass
     with evaluation_mode(model):
+        start, warm_hvp = None, []
+        for stage in stages:
+            # Each pass's graphs are released before the next is built: one pass in memory at a time.
+            cheap = LossHessian(
+                model, loss_fn, stage.samples(data), batch_size=batch_size, dtype=stage.dtype or dtype, reuse_graph=reuse_graph
+            )
+            cheap_scale = _scale_vector(cheap, metric)
+            if start is None:
+                start = _start_vector(sum(p.numel() for p in cheap.params), cheap_scale, seed, cheap.device)
+            warm = lanczos(_operator(cheap, cheap_scale), start, tol=stage.tol, max_iter=stage.max_hvp)
+            start = warm.vector
+            warm_hvp.append(warm.num_hvp)
+            log.debug("warm stage %s: %.6g after %d HVPs", stage, warm.value, warm.num_hvp)
+            del cheap, warm
         hessian = LossHessian(model, loss_fn, data, batch_size=batch_size, dtype=dtype, reuse_graph=reuse_graph)
         scale = _scale_vector(hessian, metric)
-        start = _start_vector(sum(p.numel() for p in hessian.params), scale, seed, hessian.device)
+        if start is None:
+            start = _start_vector(sum(p.numel() for p in hessian.params), scale, seed, hessian.device)
         solver = lanczos if method == "lanczos" else power_iteration
-        sol = solver(_operator(hessian, scale), start, tol=tol, max_iter=max_hvp)
+        sol = solver(_operator(hessian, scale), start.to(hessian.device), tol=tol, max_iter=max_hvp)
     xi = (sol.vector if scale is None else scale * sol.vector).to(hessian.dtype)
     eigenvector = {name: b.detach() for name, b in zip(hessian.names, hessian.unflatten(xi))}
     if not sol.converged:
@@ -493,6 +557,7 @@ def _spectral_norm(model, loss_fn, data, *, metric, method, tol, max_hvp, batch_
         loss=hessian.loss,
         method=method,
         metric=metric,
+        warm_hvp=tuple(warm_hvp),
     )
 
 
@@ -508,6 +573,7 @@ def riemannian_spectral_norm(
     dtype: torch.dtype | None = None,
     seed: int = 0,
     reuse_graph: bool | None = None,
+    warm_start: Sequence[WarmStage] = (),
 ) -> FlatnessResult:
     """Spectral norm of the Riemannian Hessian, ||Hess f(W)||_{2,g} (thesis Definition 3).
 
@@ -520,11 +586,13 @@ def riemannian_spectral_norm(
     ``power_iteration`` for what ``tol`` means for each). ``dtype`` (e.g.
     ``torch.float64``) evaluates a converted copy of the parameters; the model is
     evaluated in eval mode and left exactly as it was. ``reuse_graph`` chooses the HVP
-    path (see ``LossHessian``).
+    path (see ``LossHessian``). ``warm_start`` is a sequence of ``WarmStage`` passes
+    (subsampled and/or lower-precision Lanczos) that choose the final pass's start
+    vector; e.g. ``(WarmStage(fraction=0.05), WarmStage(dtype=torch.bfloat16))``.
     """
     return _spectral_norm(
         model, loss_fn, data, metric="riemannian", method=method, tol=tol, max_hvp=max_hvp,
-        batch_size=batch_size, dtype=dtype, seed=seed, reuse_graph=reuse_graph,
+        batch_size=batch_size, dtype=dtype, seed=seed, reuse_graph=reuse_graph, warm_start=warm_start,
     )  # fmt: skip
 
 
@@ -540,6 +608,7 @@ def euclidean_spectral_norm(
     dtype: torch.dtype | None = None,
     seed: int = 0,
     reuse_graph: bool | None = None,
+    warm_start: Sequence[WarmStage] = (),
 ) -> FlatnessResult:
     """Largest eigenvalue of the Euclidean Hessian H (the measure Dinh et al. 2017 can game).
 
@@ -548,7 +617,7 @@ def euclidean_spectral_norm(
     """
     return _spectral_norm(
         model, loss_fn, data, metric="euclidean", method=method, tol=tol, max_hvp=max_hvp,
-        batch_size=batch_size, dtype=dtype, seed=seed, reuse_graph=reuse_graph,
+        batch_size=batch_size, dtype=dtype, seed=seed, reuse_graph=reuse_graph, warm_start=warm_start,
     )  # fmt: skip
 
 
@@ -715,6 +784,7 @@ __all__ = [
     "FlatnessResult",
     "LossHessian",
     "TraceResult",
+    "WarmStage",
     "euclidean_hessian_trace",
     "euclidean_spectral_norm",
     "evaluation_mode",
