@@ -14,6 +14,7 @@ taken at that trained point on the same samples, in float32 unless stated:
 (d) PyHessian's top Euclidean eigenvalue (``hessian(...).eigenvalues(tol=1e-3)``)
     vs ``euclidean_spectral_norm``, time and error against a tight float64 value.
 
+Times of ours and PyHessian are medians of ``--repeats`` runs (the baseline runs once).
 (b)-(d) are printed for a cold start (seeded random vector) and with ``WARM``: a
 Lanczos pass on every 20th sample, then one with bfloat16 HVPs on all samples, whose
 Ritz vector starts the final float32 pass. Warm-pass HVPs are converted to full-HVP
@@ -87,6 +88,16 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed(fn, repeats: int):
+    """fn()'s result (deterministic: the same every call) and its median wall time over ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
 def hvps_to_accuracy(history, reference: float, accuracy: float) -> int | None:
     """First HVP count after which every estimate stays within ``accuracy`` of ``reference``."""
     errors = np.abs(np.asarray(history) - reference) / abs(reference)
@@ -145,6 +156,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="median of this many runs for ours and PyHessian")
     parser.add_argument("--baseline-time-limit", type=float, default=360.0, help="seconds before the baseline is cut off")
     args = parser.parse_args()
     if args.threads:
@@ -192,9 +204,7 @@ def main() -> None:
           f"({ref_rie.num_hvp} HVPs), Euclidean {ref_euc.value!r} ({ref_euc.num_hvp} HVPs)")  # fmt: skip
 
     # (b) HVPs to 1e-4, and (c) our whole measure.
-    t0 = time.perf_counter()
-    ours = riemannian_spectral_norm(model, CE, (x, y), seed=args.seed)
-    t_ours = time.perf_counter() - t0
+    ours, t_ours = timed(lambda: riemannian_spectral_norm(model, CE, (x, y), seed=args.seed), args.repeats)
     power = riemannian_spectral_norm(model, CE, (x, y), method="power", tol=1e-6, max_hvp=400, seed=args.seed)
     n_lz = hvps_to_accuracy(ours.history, ref_rie.value, 1e-4)
     n_pw = hvps_to_accuracy(power.history, ref_rie.value, 1e-4)
@@ -220,9 +230,9 @@ def main() -> None:
     rows.append(("    values: ours, baseline (rel. diff)", f"{ours.value:.8g} ({ours.num_hvp} HVPs), {base_value:.8g} "
                  f"({base_iters} HVPs) ({agree:.1e})", "<= 1e-4", agree <= 1e-4))  # fmt: skip
     for tol in (1e-2, 1e-3, 1e-6):
-        t0 = time.perf_counter()
-        warm = riemannian_spectral_norm(model, CE, (x, y), tol=tol, warm_start=WARM, seed=args.seed)
-        t_warm = time.perf_counter() - t0
+        warm, t_warm = timed(
+            lambda: riemannian_spectral_norm(model, CE, (x, y), tol=tol, warm_start=WARM, seed=args.seed), args.repeats
+        )
         agree_w = abs(warm.value - base_value) / abs(base_value)
         rows.append((f"(c) baseline / ours warm, tol {tol:g}",
                      f"{t_base:.1f} s / {t_warm:.1f} s = {t_base / t_warm:.1f}x (HVPs {warm.num_hvp} + warm {warm.warm_hvp})",
@@ -239,19 +249,22 @@ def main() -> None:
     except ImportError:
         print("(d) skipped: PyHessian is not installed (pip install --no-deps pyhessian)")
     else:
-        torch.manual_seed(args.seed)
         model.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
-        eigenvalues, _ = pyhessian(model, CE, data=(x, y), cuda=False).eigenvalues(tol=1e-3)
-        t_py = time.perf_counter() - t0
-        model.zero_grad(set_to_none=True)  # PyHessian leaves .grad with a graph behind
+
+        def run_pyhessian():
+            torch.manual_seed(args.seed)  # PyHessian draws its start vector from the global generator
+            eigenvalues, _ = pyhessian(model, CE, data=(x, y), cuda=False).eigenvalues(tol=1e-3)
+            model.zero_grad(set_to_none=True)  # PyHessian leaves .grad with a graph behind
+            return eigenvalues
+
+        eigenvalues, t_py = timed(run_pyhessian, args.repeats)
         err_py = abs(eigenvalues[0] - ref_euc.value) / ref_euc.value
         runs = [(f"tol {tol:g}", tol, ()) for tol in (2e-2, 1e-3)]
         runs += [(f"warm, tol {tol:g}", tol, WARM) for tol in (1e-2, 3e-3)]
         for label, tol, warm_start in runs:
-            t0 = time.perf_counter()
-            euc = euclidean_spectral_norm(model, CE, (x, y), tol=tol, warm_start=warm_start, seed=args.seed)
-            t_euc = time.perf_counter() - t0
+            euc, t_euc = timed(
+                lambda: euclidean_spectral_norm(model, CE, (x, y), tol=tol, warm_start=warm_start, seed=args.seed), args.repeats
+            )
             err = abs(euc.value - ref_euc.value) / ref_euc.value
             hvps = f"{euc.num_hvp}" + (f" + warm {euc.warm_hvp}" if warm_start else "")
             rows.append((f"(d) PyHessian / ours ({label}) time", f"{t_py:.1f} s / {t_euc:.1f} s = {t_py / t_euc:.1f}x "

@@ -59,3 +59,11 @@ def test_all_problems_are_reported_at_once():
     with pytest.raises(ConfigError) as err:
         validate_config(cfg)
     assert "seed" in str(err.value) and "device" in str(err.value)
+
+
+@pytest.mark.parametrize("stage, where", [({"fraction": 0.0}, "fraction"), ({"fraction": 0.1, "dtype": "float16"}, "dtype"), ({}, "fraction")])
+def test_bad_warm_start_stage_is_rejected(stage, where):
+    cfg = preset("quick")
+    cfg["ch3"]["minima"]["flatness"]["warm_start"] = [{"fraction": 0.05}, stage]
+    with pytest.raises(ConfigError, match=rf"ch3\.minima\.flatness\.warm_start\[1\].*{where}"):
+        validate_config(cfg)

@@ -98,6 +98,19 @@ def test_measure_riemannian_invariant_euclidean_not_and_normalised_matches_formu
     assert r["flatness_loss"] == pytest.approx(F.cross_entropy(model(x.double()), y).item(), rel=1e-9)
 
 
+def test_measure_with_warm_start_gives_the_cold_values(tmp_path, one_thread):
+    data = _write_dataset(tmp_path / "d.npz")
+    _train(tmp_path, data, epochs=3)
+    kw = dict(samples=80, eps=None, tol=1e-10, max_hvp=300, dtype="float64", seed=0)
+    cold = minima.measure_minimum(tmp_path / "m.pt", data, **kw)
+    warm = minima.measure_minimum(tmp_path / "m.pt", data, **kw,
+                                  warm_start=[{"fraction": 0.5}, {"fraction": 1.0, "dtype": "float32", "tol": 1e-4}])  # fmt: skip
+    assert cold["riemannian_warm_hvp"] == 0 and warm["riemannian_warm_hvp"] > 0 and warm["warm_start"] == 2
+    for key in ("riemannian", "euclidean", "riemannian_rescaled", "euclidean_rescaled"):
+        assert warm[key] == pytest.approx(cold[key], rel=1e-9), key
+    assert warm["riemannian_hvp"] < cold["riemannian_hvp"]
+
+
 def test_flatness_subset_larger_than_the_data_fails(tmp_path):
     data = _write_dataset(tmp_path / "d.npz")
     _train(tmp_path, data, epochs=1)

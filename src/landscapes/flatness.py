@@ -127,7 +127,10 @@ class WarmStage:
     cold start to within ``tol``; what changes is how many full-cost HVPs it takes. It
     pays where the cheap operator's top eigenvector is close to the full one: a
     subsample that is not too small, or bf16 HVPs where bf16 matmuls are fast (CPUs
-    with AVX512-BF16 or AMX, GPUs).
+    with AVX512-BF16 or AMX, GPUs). The risk it adds: if the cheap operator ranks
+    another eigenvector first (a tiny subsample), the final pass starts on that
+    eigenvector and a loose final ``tol`` can accept it; compare with a cold start
+    when choosing the passes for a new model.
     """
 
     fraction: float = 1.0

@@ -182,31 +182,45 @@ def measure_minimum(
     max_hvp: int = 300,
     batch_size: int | None = None,
     dtype: str = "float32",
+    warm_start: Sequence[dict] = (),
     rescale_log_range: float = 1.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> dict:
     """Flatness of one trained run: raw and normalised Riemannian lambda_max, Euclidean lambda_max,
-    and both lambda_max again at a random rescaling T_lambda of the same network."""
+    and both lambda_max again at a random rescaling T_lambda of the same network.
+
+    ``warm_start`` holds ``WarmStage`` settings as dicts (``dtype`` by name, e.g. "bfloat16").
+    """
     from landscapes.datasets import load
-    from landscapes.flatness import euclidean_spectral_norm, layers, rescale, riemannian_spectral_norm, sharpness_bound
+    from landscapes.flatness import (
+        WarmStage,
+        euclidean_spectral_norm,
+        layers,
+        rescale,
+        riemannian_spectral_norm,
+        sharpness_bound,
+    )
+
+    stages = [WarmStage(**{**w, "dtype": getattr(torch, w["dtype"]) if w.get("dtype") else None}) for w in warm_start]
 
     data = load(data_path)
     # in the measuring dtype before rescaling, so that T_lambda itself is not rounded to float32
     model = load_minimum(model_path, device).to(getattr(torch, dtype))
     batch = flatness_data(data, samples, device)
     kw = dict(method=method, tol=tol, max_hvp=max_hvp, batch_size=batch_size,
-              dtype=getattr(torch, dtype), seed=seed)  # fmt: skip
+              dtype=getattr(torch, dtype), seed=seed, warm_start=stages)  # fmt: skip
     lambdas = random_lambdas(len(layers(model)), rescale_log_range, seed)
     scaled = rescale(model, lambdas)
     out: dict = {"flatness_samples": samples, "eps": eps, "method": method, "tol": tol, "dtype": dtype,
-                 "lambdas": lambdas}  # fmt: skip
+                 "warm_start": len(stages), "lambdas": lambdas}  # fmt: skip
     for key, net in (("", model), ("_rescaled", scaled)):
         for metric, fn in (("riemannian", riemannian_spectral_norm), ("euclidean", euclidean_spectral_norm)):
             t0 = time.perf_counter()
             res = fn(net, F.cross_entropy, batch, **kw)
             out[f"{metric}{key}"] = res.value
             out[f"{metric}{key}_hvp"] = res.num_hvp
+            out[f"{metric}{key}_warm_hvp"] = sum(res.warm_hvp)
             out[f"{metric}{key}_converged"] = res.converged
             out[f"{metric}{key}_seconds"] = time.perf_counter() - t0
             out["flatness_loss"] = res.loss if key == "" else out["flatness_loss"]
