@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscapes.flatness import (
+from landscapes.core.flatness import (
     LossHessian,
     WarmStage,
     euclidean_spectral_norm,
@@ -44,7 +44,7 @@ from landscapes.flatness import (
     parameter_blocks,
     riemannian_spectral_norm,
 )
-from landscapes.models import build_model
+from landscapes.core.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 CE = nn.CrossEntropyLoss()

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from landscapes import sparse_coding as sc
+from landscapes.ch2 import sparse_coding as sc
 
 
 def _per_point(fn, points: int) -> float:

@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import preset
-from landscapes.config import ConfigError, validate_config
+from landscapes.pipeline.config import ConfigError, validate_config
 
 
 @pytest.mark.parametrize("name", ["quick", "cpu", "paper"])

@@ -21,7 +21,7 @@ import pytest
 import torchvision.datasets as tvd
 from PIL import Image
 
-from landscapes.datasets import (
+from landscapes.core.datasets import (
     CIFAR10_CLASSES,
     DATASET_NAMES,
     DIGITS_TEST_FRACTION,
@@ -29,7 +29,7 @@ from landscapes.datasets import (
     load,
     materialise,
 )
-from landscapes.io import ArtifactError, save_arrays
+from landscapes.pipeline.io import ArtifactError, save_arrays
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TV_CLASS = {"mnist": tvd.MNIST, "kmnist": tvd.KMNIST, "fashion_mnist": tvd.FashionMNIST}
@@ -578,6 +578,6 @@ def test_invalid_request_is_rejected_before_any_work(name, kwargs, message, tmp_
 
 
 def test_every_dataset_name_has_a_valid_source():
-    from landscapes.datasets import VALID_SOURCES
+    from landscapes.core.datasets import VALID_SOURCES
 
     assert set(VALID_SOURCES) == set(DATASET_NAMES) and all(VALID_SOURCES[n] for n in DATASET_NAMES)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from landscapes.detection import (
+from landscapes.ch4.detection.detection import (
     CodedVideo,
     ObservedLoader,
     box_dice,
@@ -26,7 +26,7 @@ from landscapes.detection import (
     table_partial_map,
     yolo_label_text,
 )
-from landscapes.scenes import Targets, Video
+from landscapes.ch4.detection.scenes import Targets, Video
 
 # ---- closed forms ----------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ def test_crop_on_the_pixel_grid_returns_those_pixels():
 
 
 def test_crop_augmentation_keeps_unexposed_pixels_dark_and_varies_the_rest():
-    from landscapes.detection import _crop_augment
+    from landscapes.ch4.detection.detection import _crop_augment
 
     x = torch.full((64, 3, 8, 8), 0.5)
     x[:, :, :4] = 0.0  # the unexposed half of a coded crop
@@ -274,7 +274,7 @@ IMPORT_ATTEMPTS: list = []
 @pytest.fixture(scope="module")
 def ultralytics_home(tmp_path_factory):
     """Ultralytics imported the offline way (behind the network guard), with its settings under a scratch folder."""
-    from landscapes.detection import ultralytics_offline
+    from landscapes.ch4.detection.detection import ultralytics_offline
 
     home = tmp_path_factory.mktemp("ultralytics")
     mp = pytest.MonkeyPatch()
@@ -288,7 +288,7 @@ def ultralytics_home(tmp_path_factory):
 
 
 def test_only_an_unfinished_checkpoint_is_resumed(tmp_path, ultralytics_home):
-    from landscapes.detection import _resumable
+    from landscapes.ch4.detection.detection import _resumable
 
     torch.save({"optimizer": {"state": {}}, "epoch": 3}, tmp_path / "mid.pt")
     torch.save({"optimizer": None, "epoch": -1}, tmp_path / "done.pt")  # what Ultralytics leaves after the last epoch
@@ -310,7 +310,7 @@ def test_network_guard_catches_a_lookup_and_a_connect(monkeypatch):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ultralytics_home):
     """A tiny run of everything Ultralytics does here (train, fine-tune, detect+track, partial val) behind the guard."""
-    from landscapes.detection import (
+    from landscapes.ch4.detection.detection import (
         build_detector_dataset,
         build_partial_detection_data,
         evaluate_detection,
@@ -320,7 +320,7 @@ def pipeline(tmp_path_factory, ultralytics_home):
         train_yolo,
         ultralytics_offline,
     )
-    from landscapes.scenes import generate_dataset
+    from landscapes.ch4.detection.scenes import generate_dataset
 
     mp = pytest.MonkeyPatch()
     guard = NetworkGuard(mp)

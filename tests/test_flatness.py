@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from landscapes.flatness import (
+from landscapes.core.flatness import (
     LossHessian,
     WarmStage,
     euclidean_spectral_norm,
@@ -358,7 +358,7 @@ def test_lanczos_finds_largest_algebraic_and_power_the_dominant(caplog):
     spectrum = torch.linalg.eigvalsh(scale[:, None] * hessian * scale[None, :])
     assert abs(spectrum[0]) > abs(spectrum[-1])  # the premise of this test
     assert riemannian_spectral_norm(model, neg, data, tol=1e-12).value == pytest.approx(spectrum[-1].item(), rel=1e-8)
-    with caplog.at_level(logging.WARNING, logger="landscapes.flatness"):
+    with caplog.at_level(logging.WARNING, logger="landscapes.core.flatness"):
         power = riemannian_spectral_norm(model, neg, data, method="power", tol=1e-10, max_hvp=5000)
     assert power.value == pytest.approx(spectrum[0].item(), rel=1e-6)
     assert "negative dominant eigenvalue" in caplog.text

@@ -23,8 +23,8 @@ import torch
 import yaml
 
 from conftest import REPO
-from landscapes.gpus import claim_gpu, release_gpu
-from landscapes.io import save_checkpoint
+from landscapes.pipeline.gpus import claim_gpu, release_gpu
+from landscapes.pipeline.io import save_checkpoint
 from workflow_helpers import SNAKEMAKE, planned_jobs, scratch_workflow, snakemake
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_changing_a_training_setting_reruns_training_and_exactly_its_downstream(
 
 
 def test_editing_a_plotting_script_reruns_only_its_figure(finished):
-    script = finished / "scripts/figure_4_2a.py"
+    script = finished / "scripts/ch4/partial/figure_4_2a.py"
     original, stat = script.read_text(), script.stat()
     try:
         script.write_text(original + "\n# a new line style\n")
@@ -201,7 +201,7 @@ def test_a_new_caption_file_is_picked_up_without_code_changes(finished):
 
 _HOLDER = """
 import sys
-from landscapes.gpus import claim_gpu
+from landscapes.pipeline.gpus import claim_gpu
 print(claim_gpu(int(sys.argv[1]), sys.argv[2]), flush=True)
 sys.stdin.read()
 """

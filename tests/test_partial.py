@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from landscapes.partial import augment, build_vgg, observe_copies, ratio_label, table_4_1, eval_mask_seed
+from landscapes.ch4.partial.classification import augment, build_vgg, observe_copies, ratio_label, table_4_1, eval_mask_seed
 
 
 @pytest.mark.parametrize("name, size, channels", [("vgg16", 8, 1), ("vgg16", 32, 3), ("vgg11", 28, 1)])
@@ -73,7 +73,7 @@ def test_ratio_labels_and_mask_seeds_are_distinct():
 
 @pytest.mark.parametrize("size, channels", [(8, 1), (32, 3)])
 def test_autoencoder_maps_images_to_images_in_unit_range(size, channels):
-    from landscapes.partial import build_autoencoder
+    from landscapes.ch4.partial.classification import build_autoencoder
 
     out = build_autoencoder(channels, width=4)(torch.rand(2, channels, size, size))
     assert out.shape == (2, channels, size, size)
@@ -81,7 +81,7 @@ def test_autoencoder_maps_images_to_images_in_unit_range(size, channels):
 
 
 def test_reconstructor_routes_to_nearest_ratio_and_leaves_full_images_alone():
-    from landscapes.partial import Reconstructor
+    from landscapes.ch4.partial.classification import Reconstructor
 
     class Const(torch.nn.Module):
         def __init__(self, value):

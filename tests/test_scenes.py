@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landscapes.scenes import (
+from landscapes.ch4.detection.scenes import (
     CLASSES,
     FORMAT,
     SHAPES,
@@ -109,7 +109,7 @@ def test_clip_box_reports_visible_share():
 
 def test_still_scenes_keep_boxes_apart_and_inside():
     images, labels = still_scenes(20, height=64, width=64, max_objects=3, truck_length=(0.3, 0.5), seed=0)
-    from landscapes.detection import box_iou
+    from landscapes.ch4.detection.detection import box_iou
 
     assert images.shape == (20, 64, 64)
     for i, t in enumerate(labels):

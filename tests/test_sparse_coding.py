@@ -1,4 +1,4 @@
-"""Tests for landscapes.sparse_coding (thesis Chapter 2), on tiny synthetic problems."""
+"""Tests for landscapes.ch2.sparse_coding (thesis Chapter 2), on tiny synthetic problems."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from landscapes import sparse_coding as sc
+from landscapes.ch2 import sparse_coding as sc
 
 
 def _tiny(h: int = 24, n: int = 8, p: float = 0.3, num_signals: int = 60, seed: int = 3, dtype=torch.float64):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.train import Optimiser, evaluate, train_classifier
+from landscapes.core.train import Optimiser, evaluate, train_classifier
 
 
 def _data(n=96, seed=0):

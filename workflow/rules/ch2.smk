@@ -28,7 +28,7 @@ rule table_2_1:
         mem_mb=by_attempt(6000),
         runtime=by_attempt(60),
     script:
-        "../../scripts/ch2_table_2_1.py"
+        "../../scripts/ch2/table_2_1.py"
 
 
 rule table_2_2:
@@ -48,7 +48,7 @@ rule table_2_2:
         mem_mb=by_attempt(6000),
         runtime=by_attempt(60),
     script:
-        "../../scripts/ch2_table_2_2.py"
+        "../../scripts/ch2/table_2_2.py"
 
 
 rule figure_2_1:
@@ -68,7 +68,7 @@ rule figure_2_1:
         mem_mb=by_attempt(6000),
         runtime=by_attempt(30),
     script:
-        "../../scripts/ch2_figure_2_1.py"
+        "../../scripts/ch2/figure_2_1.py"
 
 
 rule figure_2_2:
@@ -88,4 +88,4 @@ rule figure_2_2:
         mem_mb=by_attempt(6000),
         runtime=by_attempt(30),
     script:
-        "../../scripts/ch2_figure_2_2.py"
+        "../../scripts/ch2/figure_2_2.py"

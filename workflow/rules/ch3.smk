@@ -13,7 +13,7 @@ rule table_3_1:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch3_architectures.py"
+        "../../scripts/ch3/architectures.py"
 
 
 rule ch3_invariance_tables:
@@ -37,7 +37,7 @@ rule ch3_invariance_tables:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(240),
     script:
-        "../../scripts/ch3_invariance_tables.py"
+        "../../scripts/ch3/invariance_tables.py"
 
 
 rule figure_3_1:
@@ -58,7 +58,7 @@ rule figure_3_1:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(120),
     script:
-        "../../scripts/ch3_power_convergence.py"
+        "../../scripts/ch3/power_convergence.py"
 
 
 # Sec. 3.5: small- vs large-batch minima (Tables 3.4-3.7, Figures 3.2-3.6, Kendall tau).
@@ -86,7 +86,7 @@ rule train_minimum:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(600),
     script:
-        "../../scripts/ch3_train_minimum.py"
+        "../../scripts/ch3/train_minimum.py"
 
 
 rule measure_minimum:
@@ -109,7 +109,7 @@ rule measure_minimum:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(240),
     script:
-        "../../scripts/ch3_measure_minimum.py"
+        "../../scripts/ch3/measure_minimum.py"
 
 
 rule ch3_settings_tables:
@@ -128,7 +128,7 @@ rule ch3_settings_tables:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch3_settings_tables.py"
+        "../../scripts/ch3/settings_tables.py"
 
 
 rule table_3_7:
@@ -150,7 +150,7 @@ rule table_3_7:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch3_table_3_7.py"
+        "../../scripts/ch3/table_3_7.py"
 
 
 rule ch3_scatter_figures:
@@ -166,7 +166,7 @@ rule ch3_scatter_figures:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch3_scatter_figures.py"
+        "../../scripts/ch3/scatter_figures.py"
 
 
 rule figure_3_2:
@@ -193,4 +193,4 @@ rule figure_3_2:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
     script:
-        "../../scripts/ch3_line_plots.py"
+        "../../scripts/ch3/line_plots.py"

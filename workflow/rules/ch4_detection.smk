@@ -21,7 +21,7 @@ rule detection_videos:
         mem_mb=4000,
         runtime=60,
     script:
-        "../../scripts/ch4_videos.py"
+        "../../scripts/ch4/detection/videos.py"
 
 
 rule detection_yolo_data:
@@ -50,7 +50,7 @@ rule detection_yolo_data:
         mem_mb=4000,
         runtime=60,
     script:
-        "../../scripts/ch4_yolo_data.py"
+        "../../scripts/ch4/detection/yolo_data.py"
 
 
 rule train_detector:
@@ -79,7 +79,7 @@ rule train_detector:
         mem_mb=8000,
         runtime=1440,
     script:
-        "../../scripts/ch4_train_detector.py"
+        "../../scripts/ch4/detection/train_detector.py"
 
 
 rule train_crop_classifier:
@@ -105,7 +105,7 @@ rule train_crop_classifier:
         mem_mb=8000,
         runtime=600,
     script:
-        "../../scripts/ch4_train_classifier.py"
+        "../../scripts/ch4/detection/train_classifier.py"
 
 
 rule evaluate_detection:
@@ -133,7 +133,7 @@ rule evaluate_detection:
         mem_mb=8000,
         runtime=120,
     script:
-        "../../scripts/ch4_evaluate_detection.py"
+        "../../scripts/ch4/detection/evaluate_detection.py"
 
 
 rule detection_tables:
@@ -150,7 +150,7 @@ rule detection_tables:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_detection_tables.py"
+        "../../scripts/ch4/detection/detection_tables.py"
 
 
 rule detection_multi_target_table:
@@ -166,7 +166,7 @@ rule detection_multi_target_table:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_multi_target_table.py"
+        "../../scripts/ch4/detection/multi_target_table.py"
 
 
 rule figure_4_3:
@@ -187,7 +187,7 @@ rule figure_4_3:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_figure_4_3.py"
+        "../../scripts/ch4/detection/figure_4_3.py"
 
 
 rule figure_4_4:
@@ -208,7 +208,7 @@ rule figure_4_4:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_figure_4_4.py"
+        "../../scripts/ch4/detection/figure_4_4.py"
 
 
 rule figure_4_5:
@@ -230,7 +230,7 @@ rule figure_4_5:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_figure_4_5.py"
+        "../../scripts/ch4/detection/figure_4_5.py"
 
 
 rule partial_detection_data:
@@ -252,7 +252,7 @@ rule partial_detection_data:
         mem_mb=4000,
         runtime=240,
     script:
-        "../../scripts/ch4_partial_detection_data.py"
+        "../../scripts/ch4/partial/partial_detection_data.py"
 
 
 rule train_partial_detector:
@@ -279,7 +279,7 @@ rule train_partial_detector:
         mem_mb=8000,
         runtime=1440,
     script:
-        "../../scripts/ch4_train_partial_detector.py"
+        "../../scripts/ch4/partial/train_partial_detector.py"
 
 
 rule evaluate_partial_detector:
@@ -306,7 +306,7 @@ rule evaluate_partial_detector:
         mem_mb=8000,
         runtime=240,
     script:
-        "../../scripts/ch4_evaluate_partial_detector.py"
+        "../../scripts/ch4/partial/evaluate_partial_detector.py"
 
 
 rule figure_4_2c:
@@ -323,4 +323,4 @@ rule figure_4_2c:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/ch4_figure_4_2c.py"
+        "../../scripts/ch4/partial/figure_4_2c.py"

@@ -20,7 +20,7 @@ rule encode_partial_test:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     script:
-        "../../scripts/encode_partial.py"
+        "../../scripts/ch4/partial/encode_partial.py"
 
 
 rule train_partial_classifier:
@@ -45,7 +45,7 @@ rule train_partial_classifier:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(600),
     script:
-        "../../scripts/train_partial.py"
+        "../../scripts/ch4/partial/train_partial.py"
 
 
 rule train_autoencoder:
@@ -69,7 +69,7 @@ rule train_autoencoder:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(240),
     script:
-        "../../scripts/train_autoencoder.py"
+        "../../scripts/ch4/partial/train_autoencoder.py"
 
 
 rule evaluate_partial:
@@ -92,7 +92,7 @@ rule evaluate_partial:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
     script:
-        "../../scripts/evaluate_partial.py"
+        "../../scripts/ch4/partial/evaluate_partial.py"
 
 
 rule time_partial:
@@ -120,7 +120,7 @@ rule time_partial:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(60),
     script:
-        "../../scripts/time_partial.py"
+        "../../scripts/ch4/partial/time_partial.py"
 
 
 rule table_4_1:
@@ -140,7 +140,7 @@ rule table_4_1:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/table_4_1.py"
+        "../../scripts/ch4/partial/table_4_1.py"
 
 
 rule figure_4_2a:
@@ -156,7 +156,7 @@ rule figure_4_2a:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/figure_4_2a.py"
+        "../../scripts/ch4/partial/figure_4_2a.py"
 
 
 rule figure_4_2b:
@@ -172,4 +172,4 @@ rule figure_4_2b:
         "../../envs/landscapes.yaml"
     threads: 1
     script:
-        "../../scripts/figure_4_2b.py"
+        "../../scripts/ch4/partial/figure_4_2b.py"

@@ -13,8 +13,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 # Every job inherits this; set OMP_WAIT_POLICY yourself to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from landscapes.config import validate_config
-from landscapes.naming import SCATTER_FIGURES, fraction_label, ratio_label
+from landscapes.pipeline.config import validate_config
+from landscapes.pipeline.naming import SCATTER_FIGURES, fraction_label, ratio_label
 
 
 # Fail before the DAG is built: a bad key names itself and nothing runs.
@@ -361,7 +361,7 @@ CH2 = config["ch2"]
 
 
 def ch2_params():
-    """The Chapter 2 settings as landscapes.sparse_coding.Ch2Settings takes them."""
+    """The Chapter 2 settings as landscapes.ch2.sparse_coding.Ch2Settings takes them."""
     return {key: value for key, value in CH2.items() if key != "enabled"}
 
 

@@ -15,4 +15,4 @@ rule dataset:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
     script:
-        "../../scripts/fetch_dataset.py"
+        "../../scripts/data/fetch_dataset.py"

@@ -1,0 +1,10 @@
+"""Table 3.1 (F1 and C1) written from the code's own model definitions."""
+
+from pathlib import Path
+
+from landscapes.ch3.invariance import table_3_1
+from landscapes.pipeline.io import write_table
+from landscapes.pipeline.runtime import setup_logging
+
+setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+write_table(table_3_1(), Path(snakemake.output.table_3_1_csv).with_suffix(""), caption="Table 3.1: Network architectures for simulations")  # noqa: F821

@@ -1,9 +1,0 @@
-"""Snakemake entry point: Figure 4.2a from Table 4.1."""
-
-import pandas as pd
-
-from landscapes.partial import plot_figure_4_2a
-from landscapes.runtime import setup_logging
-
-setup_logging(snakemake.log[0])
-plot_figure_4_2a(pd.read_csv(snakemake.input.table), snakemake.output.png)
