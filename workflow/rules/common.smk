@@ -204,13 +204,6 @@ DET_DIR = f"{RES}/ch4/detection"
 # Fractions of Figure 4.5's panels (the thesis shows 100/50/25/12.5%), where configured.
 FIGURE_4_5_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 
-if DETECTION["pce"]["exposure"] > DETECTION["pce"]["frames_per_code"]:
-    raise ValueError(
-        f"ch4.detection.pce.exposure ({DETECTION['pce']['exposure']}) must not exceed "
-        f"ch4.detection.pce.frames_per_code ({DETECTION['pce']['frames_per_code']})"
-    )
-if DETECTION["scenes"]["source"] == "folder" and not DETECTION["scenes"]["path"]:
-    raise ValueError("ch4.detection.scenes.path must name the video folder when scenes.source is folder")
 
 
 def ultralytics_dir(job):
@@ -405,13 +398,6 @@ def ch3_outputs():
 MINIMA = CH3["minima"]
 MINIMA_DIR = f"{RES}/ch3/minima"
 MINIMA_ROWS = {f"{r['dataset']}-{r['network']}": r for r in MINIMA["rows"]}
-if len(MINIMA_ROWS) != len(MINIMA["rows"]):
-    raise ValueError("ch3.minima.rows: each data set / network pair may appear only once")
-for _key, _row in MINIMA_ROWS.items():
-    if _row["small"]["batch_size"] >= _row["large"]["batch_size"]:
-        raise ValueError(f"ch3.minima.rows ({_key}): the small batch size must be below the large one")
-    if _row["train_size"] is not None and _row["flatness_samples"] > _row["train_size"]:
-        raise ValueError(f"ch3.minima.rows ({_key}): flatness_samples exceeds train_size")
 
 
 def minima_runs(kind):

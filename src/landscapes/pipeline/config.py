@@ -7,12 +7,18 @@ greater than the maximum of 1``) and no job starts.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
 from referencing import Registry, Resource
+
+T = TypeVar("T")
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -46,12 +52,57 @@ def schema_validator(schema_path: str | Path = SCHEMA) -> jsonschema.Draft202012
 
 
 def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
-    """Validate ``config`` (unchanged) or raise :class:`ConfigError` naming every bad key."""
+    """Validate ``config`` (unchanged) or raise :class:`ConfigError` naming every bad key.
+
+    The schema's checks come first; the cross-field checks below (what a JSON schema
+    cannot say) run only on a config that passed them.
+    """
     errors = sorted(schema_validator(schema_path).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = [f"  {_dotted(e.absolute_path)}: {_message(e)}" for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    problems = cross_field_problems(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
     return config
+
+
+# ---- Cross-field checks: one function per chapter, each returns its problems ----------
+
+
+def cross_field_problems(config: dict) -> list[str]:
+    return _ch2_problems(config["ch2"]) + _ch3_problems(config["ch3"]) + _ch4_problems(config["ch4"])
+
+
+def _ch2_problems(ch2: dict) -> list[str]:
+    return []
+
+
+def _ch3_problems(ch3: dict) -> list[str]:
+    problems, seen = [], set()
+    for row in ch3["minima"]["rows"]:
+        key = f"{row['dataset']}-{row['network']}"
+        if key in seen:
+            problems.append(f"ch3.minima.rows: each data set / network pair may appear only once ({key} repeats)")
+        seen.add(key)
+        if row["small"]["batch_size"] >= row["large"]["batch_size"]:
+            problems.append(f"ch3.minima.rows ({key}): the small batch size must be below the large one")
+        if row["train_size"] is not None and row["flatness_samples"] > row["train_size"]:
+            problems.append(f"ch3.minima.rows ({key}): flatness_samples exceeds train_size")
+    return problems
+
+
+def _ch4_problems(ch4: dict) -> list[str]:
+    problems = []
+    pce, scenes = ch4["detection"]["pce"], ch4["detection"]["scenes"]
+    if pce["exposure"] > pce["frames_per_code"]:
+        problems.append(
+            f"ch4.detection.pce.exposure ({pce['exposure']}) must not exceed "
+            f"ch4.detection.pce.frames_per_code ({pce['frames_per_code']})"
+        )
+    if scenes["source"] == "folder" and not scenes["path"]:
+        problems.append("ch4.detection.scenes.path must name the video folder when scenes.source is folder")
+    return problems
 
 
 def _message(error: jsonschema.ValidationError) -> str:
@@ -65,3 +116,71 @@ def _message(error: jsonschema.ValidationError) -> str:
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA) -> dict:
     """Read and validate a preset file (for use outside Snakemake, e.g. tests and notebooks)."""
     return validate_config(_load_yaml(Path(path)), schema_path)
+
+
+# ---- Settings: one frozen dataclass per job -------------------------------------------
+# Defaults live in the schema only. A job's settings class declares its fields without
+# defaults; the rule passes exactly the validated config values it uses (its `params`),
+# and `settings` builds the object once, so a missing or extra key is a bug caught here.
+
+
+def settings(cls: type[T], mapping: Mapping[str, Any]) -> T:
+    """Build the frozen dataclass ``cls`` from ``mapping`` (nested dataclasses included).
+
+    Lists become tuples, so the object is immutable all the way down. Raises
+    :class:`ConfigError` naming every missing or unknown key.
+    """
+    return _build(cls, mapping, cls.__name__)
+
+
+def _build(cls, mapping, where: str):
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(mapping).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    missing = [n for n in names if n not in mapping]
+    unknown = sorted(set(mapping) - set(names))
+    if missing or unknown:
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
+        raise ConfigError(f"{where}: " + "; ".join(parts))
+    return cls(**{n: _value(hints.get(n), mapping[n], f"{where}.{n}") for n in names})
+
+
+def _value(hint, value, where: str):
+    target = _dataclass_in(hint)
+    if target is not None and isinstance(value, Mapping):
+        return _build(target, value, where)
+    if isinstance(value, list):
+        inner = _dataclass_in(typing.get_args(hint)[0]) if typing.get_args(hint) else None
+        return tuple(_build(inner, v, f"{where}[{i}]") if inner and isinstance(v, Mapping) else _freeze(v)
+                     for i, v in enumerate(value))
+    return _freeze(value)
+
+
+def _dataclass_in(hint):
+    """The dataclass named by ``hint`` (``X`` or ``X | None``), if any."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _freeze(value):
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    return value
+
+
+def as_plain(obj: Any) -> Any:
+    """A settings object back as plain dicts and lists (for JSON records and fingerprints)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: as_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [as_plain(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: as_plain(v) for k, v in obj.items()}
+    return obj

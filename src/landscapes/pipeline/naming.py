@@ -6,12 +6,68 @@ invocation (a dry run, each cluster job) pays for what the Snakefile imports.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-def ratio_label(ratio: float | str) -> str:
+_RANDOM_NAMES = ("random", "Random")
+
+
+@dataclass(frozen=True, order=True)
+class Ratio:
+    """An observation ratio of Chapter 4: a fraction of pixels kept, or Random.
+
+    ``value`` is the fraction in (0, 1], or None for the Random mode (each image draws
+    its own ratio: the "Random" column of Table 4.1). One object carries every spelling:
+    ``label`` for tables ("1.0", "0.9", "0.125", "Random"), ``wildcard`` for file names
+    ("1.0", "random"), ``encoder_arg`` for :mod:`landscapes.core.encoders` (a float or
+    "random"); :meth:`parse` reads any of them back.
+    """
+
+    value: float | None
+
+    def __post_init__(self):
+        if self.value is not None and not 0.0 < float(self.value) <= 1.0:
+            raise ValueError(f"an observation ratio must lie in (0, 1] or be Random, got {self.value!r}")
+
+    @classmethod
+    def parse(cls, text: float | int | str | Ratio) -> Ratio:
+        if isinstance(text, Ratio):
+            return text
+        if isinstance(text, str) and text in _RANDOM_NAMES:
+            return cls(None)
+        try:
+            return cls(float(text))
+        except (TypeError, ValueError):
+            raise ValueError(f"not an observation ratio: {text!r} (a number in (0, 1] or 'random')") from None
+
+    @classmethod
+    def random(cls) -> Ratio:
+        return cls(None)
+
+    @property
+    def is_random(self) -> bool:
+        return self.value is None
+
+    @property
+    def label(self) -> str:
+        if self.value is None:
+            return "Random"
+        return "1.0" if float(self.value) == 1.0 else f"{float(self.value):.3g}"
+
+    @property
+    def wildcard(self) -> str:
+        return "random" if self.value is None else self.label
+
+    @property
+    def encoder_arg(self) -> float | str:
+        return "random" if self.value is None else float(self.value)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def ratio_label(ratio: float | str | Ratio) -> str:
     """Label of an observation ratio: "1.0", "0.9", "0.125", and "Random" for the random mode."""
-    if ratio == "random":
-        return "Random"
-    return "1.0" if float(ratio) == 1.0 else f"{float(ratio):.3g}"
+    return Ratio.parse(ratio).label
 
 
 def fraction_label(fraction: float) -> str:

@@ -79,3 +79,10 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def start_job(snakemake) -> logging.Logger:
+    """What every script does first: log to the rule's ``log:`` file, use its ``threads``."""
+    setup_logging(snakemake.log[0] if snakemake.log else None)
+    set_threads(snakemake.threads)
+    return log
