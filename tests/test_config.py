@@ -67,3 +67,51 @@ def test_bad_warm_start_stage_is_rejected(stage, where):
     cfg["ch3"]["minima"]["flatness"]["warm_start"] = [{"fraction": 0.05}, stage]
     with pytest.raises(ConfigError, match=rf"ch3\.minima\.flatness\.warm_start\[1\].*{where}"):
         validate_config(cfg)
+
+
+# ---- defaults live in the schema; job settings are built from it --------------------------
+
+
+def test_left_out_keys_take_the_schema_defaults_which_match_the_library():
+    from landscapes.core.train import Optimiser
+
+    cfg = preset("quick")
+    opt = cfg["ch3"]["minima"]["rows"][0]["large"]["optimiser"]
+    for key in ("lr_decay", "step_size", "gamma"):
+        opt.pop(key, None)
+    del cfg["ch3"]["minima"]["flatness"]["warm_start"]
+    validate_config(cfg)
+    library = Optimiser(name=opt["name"], lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weight_decay"])
+    assert (opt["lr_decay"], opt["step_size"], opt["gamma"]) == (library.lr_decay, library.step_size, library.gamma)
+    assert cfg["ch3"]["minima"]["flatness"]["warm_start"] == []
+    assert cfg["data"]["sources"]["digits"]["path"] is None
+
+
+def test_cross_field_problems_are_all_named():
+    cfg = preset("quick")
+    cfg["ch4"]["detection"]["pce"]["exposure"] = cfg["ch4"]["detection"]["pce"]["frames_per_code"] + 1
+    row = cfg["ch3"]["minima"]["rows"][0]
+    row["small"]["batch_size"] = row["large"]["batch_size"]
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert "exposure" in str(err.value) and "small batch size must be below the large one" in str(err.value)
+
+
+def test_settings_builds_frozen_nested_objects_and_names_missing_and_unknown_keys():
+    import dataclasses
+
+    from landscapes.ch3.settings import RunSettings
+    from landscapes.pipeline.config import settings
+
+    cfg = validate_config(preset("quick"))
+    row = cfg["ch3"]["minima"]["rows"][0]
+    params = {"network": row["network"], "bias": row["bias"], "train_size": row["train_size"], **row["small"],
+              "stop_loss": 1e-3, "seed": 0, "checkpoint_every": 5, "device": "cpu"}  # fmt: skip
+    run = settings(RunSettings, params)
+    assert run.optimiser.step_size == row["small"]["optimiser"]["step_size"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.seed = 1
+    with pytest.raises(ConfigError, match=r"RunSettings: missing \['seed'\]; unknown \['sede'\]"):
+        settings(RunSettings, {**{k: v for k, v in params.items() if k != "seed"}, "sede": 0})
+    with pytest.raises(ConfigError, match=r"RunSettings\.optimiser: missing \['lr'\]"):
+        settings(RunSettings, {**params, "optimiser": {k: v for k, v in row["small"]["optimiser"].items() if k != "lr"}})

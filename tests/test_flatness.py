@@ -9,10 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.sparse.linalg import eigsh
 from torch import nn
 from torch.func import functional_call
 
 from landscapes.core.flatness import (
+    CurvatureOperator,
     LossHessian,
     WarmStage,
     euclidean_spectral_norm,
@@ -26,6 +28,8 @@ from landscapes.core.flatness import (
     riemannian_hvp,
     riemannian_spectral_norm,
     sharpness_bound,
+    spectral_norm,
+    trace,
 )
 
 
@@ -412,6 +416,55 @@ def test_sharpness_bound_conventions():
     assert sharpness_bound(400.0, 1.0, eps=1e-3) == pytest.approx(1e-6 * 400.0 / 4.0)
     assert sharpness_bound(400.0, 1.0) == pytest.approx(100.0)
     assert sharpness_bound(10.0, 0.0) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("metric", ["riemannian", "euclidean"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_operator_matvec_matches_dense_hessian(metric, bias):
+    model = tiny_mlp(bias=bias)
+    x, y = tiny_data()
+    hessian, scale = dense_hessian(model, x, y)
+    op = CurvatureOperator(model, CE, (x, y), metric=metric, batch_size=7)
+    if metric == "riemannian":
+        dense = scale[:, None] * hessian * scale[None, :]
+        assert torch.equal(op.scales, scale)
+    else:
+        dense = hessian
+        assert op.scales is None
+    assert op.shape == tuple(dense.shape) and op.dtype == torch.float64 and op.device.type == "cpu"
+    gen = torch.Generator().manual_seed(9)
+    for count in (1, 2, 3):
+        u = torch.randn(op.shape[1], generator=gen, dtype=torch.float64)
+        assert torch.allclose(op.matvec(u), dense @ u, rtol=1e-10, atol=1e-12)
+        assert op.num_hvp == count
+
+
+def test_operator_to_scipy_eigsh_agrees_with_spectral_norm():
+    model = tiny_mlp()
+    data = tiny_data()
+    op = CurvatureOperator(model, CE, data)
+    linear = op.to_scipy()
+    assert linear.shape == op.shape and linear.dtype == np.float64
+    top = eigsh(linear, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0]
+    assert abs(top - spectral_norm(op, tol=1e-12).value) <= 1e-8 * abs(top)
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_spectral_norm_of_operator_equals_riemannian_spectral_norm(method):
+    model = tiny_mlp()
+    data = tiny_data()
+    op = CurvatureOperator(model, CE, data, metric="riemannian")
+    on_operator = spectral_norm(op, method=method, tol=1e-8, seed=2)
+    one_line = riemannian_spectral_norm(model, CE, data, method=method, tol=1e-8, seed=2)
+    assert on_operator.value == one_line.value and on_operator.history == one_line.history
+    assert on_operator.num_hvp == one_line.num_hvp == op.num_hvp
+    assert all(torch.equal(on_operator.eigenvector[n], one_line.eigenvector[n]) for n in one_line.eigenvector)
+    assert trace(op, seed=1).value == riemannian_hessian_trace(model, CE, data, seed=1).value
+
+
+def test_operator_rejects_unknown_metric():
+    with pytest.raises(ValueError, match="'fisher'"):
+        CurvatureOperator(tiny_mlp(), CE, tiny_data(), metric="fisher")
 
 
 def test_graph_reuse_heuristic_reuses_for_a_single_batch():

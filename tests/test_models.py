@@ -1,4 +1,5 @@
-"""Properties of the Chapter 3 networks (Tables 3.1 and 3.4, the authors' CIFAR-10 nets)."""
+"""Properties of the registry's networks: Chapter 3's (Tables 3.1 and 3.4, the authors' CIFAR-10 nets),
+Chapter 4's VGG classifiers, ResNet-18 and the Recon baselines' autoencoder."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from landscapes.core.models import MODEL_NAMES, build_model, describe_architectu
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SHAPES = [(1, 8), (1, 28), (3, 32)]
+# Chains of Linear/Conv layers with ReLU and max-pooling: what the rescaling of Sec. 3.3.1 needs.
+CHAPTER_3 = ("f1", "c1", "mnist_fc", "lenet", "alexnet_cifar", "vgg16_cifar")
 
 
 def random_lambdas(count: int, seed: int) -> list[float]:
@@ -24,7 +27,11 @@ def random_lambdas(count: int, seed: int) -> list[float]:
     return [float(v) for v in np.exp(logs - logs.mean())]
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_registry_holds_every_chapter_s_networks():
+    assert set(MODEL_NAMES) == {*CHAPTER_3, "vgg11", "vgg16", "resnet18", "autoencoder"}
+
+
+@pytest.mark.parametrize("name", CHAPTER_3 + ("vgg11", "vgg16"))
 @pytest.mark.parametrize("channels, size", SHAPES)
 def test_output_shape_for_small_mnist_and_cifar_inputs(name, channels, size):
     torch.manual_seed(0)
@@ -33,7 +40,7 @@ def test_output_shape_for_small_mnist_and_cifar_inputs(name, channels, size):
     assert out.shape == (2, 7)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", CHAPTER_3)
 def test_bias_flag_removes_every_bias(name):
     model = build_model(name, in_channels=1, image_size=8, bias=False)
     assert all(layer.bias is None for layer in layers(model))
@@ -42,7 +49,7 @@ def test_bias_flag_removes_every_bias(name):
     assert all(layer.bias is not None for layer in layers(with_bias))
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", CHAPTER_3)
 def test_rescale_preserves_function_in_eval_mode(name):
     torch.manual_seed(1)
     channels, size = (3, 32) if name in ("alexnet_cifar", "vgg16_cifar") else (1, 28)
@@ -107,6 +114,59 @@ def test_vgg16_dropout_active_only_in_train_mode():
         assert not torch.equal(model(x), model(x))
         model.eval()
         assert torch.equal(model(x), model(x))
+
+
+# ---- Chapter 4 ----------------------------------------------------------------------------
+
+VGG16_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_chapter_4_vgg16_with_and_without_batch_norm(batch_norm):
+    model = build_model("vgg16", in_channels=3, image_size=32, num_classes=10, width=64, batch_norm=batch_norm)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == VGG16_CHANNELS
+    assert all((c.bias is None) == batch_norm for c in convs)  # batch norm carries the shift
+    norms = [m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms == (VGG16_CHANNELS if batch_norm else [])
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 5
+    assert [tuple(m.weight.shape) for m in model.modules() if isinstance(m, nn.Linear)] == [(10, 512)]
+
+
+def test_chapter_4_vgg_pools_only_down_to_one_pixel():
+    # 8x8 digits: three pools reach 1x1, the other two are left out
+    model = build_model("vgg16", in_channels=1, image_size=8, num_classes=10, width=4, batch_norm=True)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 3
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_chapter_4_vgg11_has_the_parameters_of_the_former_build_vgg(batch_norm):
+    """The parameter names and shapes of Chapter 4a's former ``build_vgg("vgg11", width=2)`` on 8x8 digits,
+    so that seeded runs start from the same weights."""
+    convs = [(2, 1), (4, 2), (8, 4), (8, 8), (16, 8), (16, 16), (16, 16), (16, 16)]
+    index = [0, 4, 8, 11, 15, 18, 21, 24] if batch_norm else [0, 3, 6, 8, 11, 13, 15, 17]
+    expected = []
+    for i, (out, inp) in zip(index, convs):
+        expected.append((f"{i}.weight", (out, inp, 3, 3)))
+        expected += [(f"{i + 1}.weight", (out,)), (f"{i + 1}.bias", (out,))] if batch_norm else [(f"{i}.bias", (out,))]
+    head = 29 if batch_norm else 21
+    expected += [(f"{head}.weight", (10, 16)), (f"{head}.bias", (10,))]
+    model = build_model("vgg11", in_channels=1, image_size=8, num_classes=10, width=2, batch_norm=batch_norm)
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == expected
+
+
+def test_resnet18_classifies_crops():
+    model = build_model("resnet18", in_channels=3, image_size=32, num_classes=3).eval()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("channels, size", [(1, 8), (3, 32)])
+def test_autoencoder_maps_images_to_images_in_unit_range(channels, size):
+    torch.manual_seed(0)
+    model = build_model("autoencoder", in_channels=channels, image_size=size, width=4)
+    out = model(torch.rand(2, channels, size, size))
+    assert out.shape == (2, channels, size, size)
+    assert out.min() > 0 and out.max() < 1  # a sigmoid output
 
 
 def test_unknown_model_is_rejected():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.train import Optimiser, evaluate, train_classifier
+from landscapes.core.train import Optimiser, evaluate, fit
 
 
 def _data(n=96, seed=0):
@@ -26,7 +26,7 @@ def _noisy(x, idx, g):
 def _run(tmp_path=None, epochs=8, name="ckpt.pt"):
     x, y = _data()
     model = _model()
-    result = train_classifier(model, x, y, epochs=epochs, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+    result = fit(model, x, y, epochs=epochs, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
                               transform=_noisy, checkpoint_path=tmp_path / name if tmp_path else None,
                               checkpoint_every=2, progress=False)
     return model, result
@@ -60,9 +60,9 @@ def test_resumed_run_ends_with_same_weights_as_uninterrupted(tmp_path):
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
     x, y = _data()
-    train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+    fit(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
                      checkpoint_path=tmp_path / "c.pt", fingerprint="a", progress=False)
-    result = train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+    result = fit(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
                               checkpoint_path=tmp_path / "c.pt", fingerprint="b", progress=False)
     assert len(result.history) == 2  # started from scratch, not resumed at epoch 2
 
@@ -70,13 +70,13 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
 def test_nan_loss_fails_loudly():
     x, y = _data()
     with pytest.raises(FloatingPointError, match="non-finite training loss"):
-        train_classifier(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
+        fit(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
                          transform=lambda b, i, g: b * float("nan"), progress=False)
 
 
 def test_stop_threshold_is_recorded():
     x, y = _data()
-    result = train_classifier(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
+    result = fit(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0,
                               stop_loss=1e-12, progress=False)
     assert result.reached_threshold is False and result.epochs_run == 2
 
@@ -88,7 +88,7 @@ def test_learning_rate_schedules():
     assert opt.lr_at(0, 2) == pytest.approx(0.05)
 
 
-def test_reconstruct_objective_learns_to_denoise():
+def test_a_loss_callable_trains_a_denoiser():
     x, y = _data(n=64)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.Unflatten(1, (1, 4, 4)))
@@ -96,14 +96,32 @@ def test_reconstruct_objective_learns_to_denoise():
     def corrupt(clean, idx, g):
         return clean * (torch.rand(clean.shape, generator=g) > 0.3), clean
 
-    result = train_classifier(model, x, y, epochs=30, batch_size=16, optimiser=Optimiser(lr=0.05), seed=0,
-                              transform=corrupt, objective="reconstruct", progress=False)
+    result = fit(model, x, y, epochs=30, batch_size=16, optimiser=Optimiser(lr=0.05), seed=0,
+                 transform=corrupt, loss=nn.functional.mse_loss, progress=False)
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
     assert last < 0.5 * first
     assert all(math.isnan(r["accuracy"]) for r in result.history)
 
 
-def test_reconstruct_objective_needs_a_pair_transform():
+def test_fit_saves_the_network_with_its_spec_and_removes_the_checkpoint(tmp_path):
+    from landscapes.core.models import from_spec, load, model_spec
+
     x, y = _data()
-    with pytest.raises(ValueError, match="reconstruct"):
-        train_classifier(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(), seed=0, objective="reconstruct")
+    spec = model_spec("f1", in_channels=1, image_size=4, num_classes=2, mean=[0.5], std=[0.25], bias=False)
+    torch.manual_seed(0)
+    model = from_spec(spec)
+    ckpt = tmp_path / "run.ckpt"
+    fit(model, x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=0, checkpoint_path=ckpt,
+        save_to=tmp_path / "model.pt", spec=spec, progress=False)
+    assert not ckpt.exists()
+    loaded, record = load(tmp_path / "model.pt")
+    assert record["spec"] == spec and not loaded.training
+    probe = torch.rand(5, 1, 4, 4)
+    model.eval()
+    assert torch.equal(loaded(probe), model(probe))
+
+
+def test_fit_refuses_to_save_without_a_spec(tmp_path):
+    x, y = _data()
+    with pytest.raises(ValueError, match="spec"):
+        fit(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(), seed=0, save_to=tmp_path / "m.pt")

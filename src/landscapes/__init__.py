@@ -1,8 +1,16 @@
 """Reference pipeline for loss-landscape research (thesis Chapters 2-4).
 
-Modules are named for what they hold: ``flatness`` (Chapter 3's scale-invariant
-measure), ``sparse_coding`` (Chapter 2), ``encoders`` (Chapter 4's partial
-observation and pixel-wise coded exposure), ``datasets``, ``models``, ``train``.
+Subpackages by layer; a layer imports only the layers above it in this list:
+
+- ``pipeline``: workflow plumbing (config and its schema, job settings, I/O, logging
+  and devices, GPU claims, result names). No networks, no experiments.
+- ``core``: the reusable library: ``flatness`` (Chapter 3's scale-invariant measure,
+  as an operator), ``models`` (every network, one registry), ``train`` (one training
+  path), ``datasets``, ``encoders`` (partial observation, coded exposure).
+- ``ch2``, ``ch3``, ``ch4.partial``, ``ch4.detection``: one experiment each, built on
+  ``core``; chapters never import one another.
+
+docs/architecture.md maps every thesis table and figure to its rule, script and function.
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,9 @@
-"""Networks of thesis Chapter 3: F1 and C1 (Table 3.1), MNIST-FC and LeNet (Table 3.4),
-and the CIFAR-10 "AlexNet" and VGG16 of the authors' code.
+"""Every network of the pipeline, in one registry: F1 and C1 (Table 3.1), MNIST-FC and
+LeNet (Table 3.4), the CIFAR-10 "AlexNet" and VGG16 of the Chapter 3 authors' code, one
+VGG (with or without batch norm) for Chapter 4's classifiers, ResNet-18 for Chapter 4b's
+crops, and the Recon baselines' autoencoder.
 
-Every model is a chain of Linear/Conv layers with ReLU, max-pooling and (VGG16)
+The Chapter 3 networks are each a chain of Linear/Conv layers with ReLU, max-pooling and (VGG16)
 dropout between them, so the rescaling T_lambda of Sec. 3.3.1 leaves its function
 unchanged (max-pooling commutes with positive scaling; dropout is the identity in eval
 mode). Layers are registered in forward order, which ``landscapes.core.flatness.rescale``
@@ -18,14 +20,23 @@ is the usual floor pooling).
 
 from __future__ import annotations
 
+import logging
 import math
+from typing import Callable
 
+import torch
+import torchvision
 from torch import nn
 
-MODEL_NAMES = ("f1", "c1", "mnist_fc", "lenet", "alexnet_cifar", "vgg16_cifar")
+from landscapes.pipeline.io import load_model
 
-# VGG16 configuration "D" (torchvision): channels, "M" = 2x2 max-pool.
-_VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+log = logging.getLogger(__name__)
+
+# VGG configurations: channel multipliers of ``width`` ("D" is VGG-16), "M" = 2x2 max-pool.
+VGG_CONFIGS = {
+    "vgg11": (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M"),
+    "vgg16": (1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M"),
+}
 
 
 def _mlp(sizes: list[int], bias: bool) -> list[nn.Module]:
@@ -72,7 +83,7 @@ def _two_stage_convnet(
     )
 
 
-def _alexnet_cifar(*, in_channels: int, image_size: int, num_classes: int, bias: bool) -> nn.Sequential:
+def alexnet_cifar(*, in_channels: int, image_size: int, num_classes: int, bias: bool = True) -> nn.Sequential:
     """The authors' CIFAR-10 "AlexNet": two conv5(64)-ReLU-maxpool(3, 2, 1) stages, FC 384, 192, classes."""
     size = image_size
     for _ in range(2):
@@ -89,24 +100,59 @@ def _alexnet_cifar(*, in_channels: int, image_size: int, num_classes: int, bias:
     )
 
 
-def _vgg16_cifar(*, in_channels: int, image_size: int, num_classes: int, bias: bool) -> nn.Sequential:
-    """VGG16 (cfg D, no batch norm) with the authors' 512-512-240 classifier and init.
+def vgg(
+    config: str = "vgg16",
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    width: int = 64,
+    batch_norm: bool = True,
+    head: str = "linear",
+    bias: bool = True,
+) -> nn.Sequential:
+    """One VGG (Simonyan & Zisserman's conv stack), with or without batch norm, with one of two heads.
 
-    Init as the authors' code: conv weights N(0, sqrt(2 / n)) with n = k*k*out_channels,
-    linear weights N(0, 0.01), biases zero.
+    Channel counts are ``width`` times the configuration's multipliers (64, 128, 256,
+    512 at ``width=64``); with ``batch_norm`` every conv is followed by a BatchNorm2d and
+    has no bias of its own.
+
+    - ``head="linear"`` (Chapter 4's classifier, Sec. 4.4.1): pooling stops once the
+      feature map is 1x1, so the same network runs on 8x8 digits; then global average
+      pooling and one linear layer. PyTorch's default initialisation.
+    - ``head="authors"`` (the VGG16 of the Chapter 3 authors' code): every pool with
+      ``ceil_mode=True`` (five pools reach 1x1 from 8x8 as from 32x32, where it is the
+      usual floor pooling), the 512-512-240 classifier with dropout, and their init:
+      conv weights N(0, sqrt(2 / n)) with n = k*k*out_channels, linear weights
+      N(0, 0.01), biases zero.
     """
-    mods: list[nn.Module] = []
+    if config not in VGG_CONFIGS:
+        raise ValueError(f"unknown VGG configuration {config!r}; choose from {sorted(VGG_CONFIGS)}")
+    if head not in ("linear", "authors"):
+        raise ValueError(f"unknown VGG head {head!r}; choose 'linear' or 'authors'")
+    authors = head == "authors"
+    layers: list[nn.Module] = []
     channels, size = in_channels, image_size
-    for item in _VGG16_CFG:
+    for item in VGG_CONFIGS[config]:
         if item == "M":
-            mods.append(nn.MaxPool2d(2, ceil_mode=True))
-            size = _pool_out(size, 2, 2, ceil=True)
-        else:
-            mods += [nn.Conv2d(channels, item, 3, padding=1, bias=bias), nn.ReLU()]
-            channels = item
-    mods += [
+            if authors:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+                size = _pool_out(size, 2, 2, ceil=True)
+            elif size > 1:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+            continue
+        out = width * item
+        layers.append(nn.Conv2d(channels, out, 3, padding=1, bias=bias and not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out))
+        layers.append(nn.ReLU() if authors else nn.ReLU(inplace=True))
+        channels = out
+    if not authors:
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes, bias=bias))
+    layers += [
         nn.Flatten(),
-        nn.Linear(512 * size * size, 512, bias=bias),
+        nn.Linear(channels * size * size, 512, bias=bias),
         nn.ReLU(),
         nn.Dropout(),
         nn.Linear(512, 240, bias=bias),
@@ -114,7 +160,7 @@ def _vgg16_cifar(*, in_channels: int, image_size: int, num_classes: int, bias: b
         nn.Dropout(),
         nn.Linear(240, num_classes, bias=bias),
     ]
-    model = nn.Sequential(*mods)
+    model = nn.Sequential(*layers)
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
@@ -126,8 +172,86 @@ def _vgg16_cifar(*, in_channels: int, image_size: int, num_classes: int, bias: b
     return model
 
 
-def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int = 10, bias: bool = True) -> nn.Module:
-    """A fresh network ``name`` (one of ``MODEL_NAMES``) for ``in_channels`` x ``image_size``^2 inputs.
+def resnet18(*, num_classes: int, weights: str | None = None, **_shape) -> nn.Module:
+    """torchvision's ResNet-18 (He et al. 2016) with a ``num_classes`` head; ``weights`` a local state-dict file or None.
+
+    The input shape is not needed (global pooling); ``weights`` (the thesis started from
+    ImageNet, which no offline machine has) initialises every layer but the head.
+    """
+    net = torchvision.models.resnet18(weights=None)
+    if weights:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, _ = net.load_state_dict(state, strict=False)
+        log.info("ResNet-18 initialised from %s (missing: %s)", weights, missing)
+    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    return net
+
+
+def autoencoder(*, in_channels: int, width: int = 32, **_shape) -> nn.Sequential:
+    """A denoising convolutional autoencoder (Sec. 4.4.1's Recon baselines): two stride-2 stages down, two up.
+
+    Input and output are images in [0, 1] (sigmoid output); missing pixels arrive as zeros.
+    """
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(2 * w, 2 * w, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(2 * w, w, 3, padding=1), nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(w, w, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(w, in_channels, 3, padding=1), nn.Sigmoid(),
+    )  # fmt: skip
+
+
+def _f1(*, in_channels, image_size, num_classes, bias=True):
+    return nn.Sequential(nn.Flatten(), *_mlp([in_channels * image_size**2, 300, 100, num_classes], bias))
+
+
+def _mnist_fc(*, in_channels, image_size, num_classes, bias=True):
+    return nn.Sequential(nn.Flatten(), *_mlp([in_channels * image_size**2] + [512] * 5 + [num_classes], bias))
+
+
+def _c1(**kw):
+    return _two_stage_convnet((10, 20), (120, 84), **{"bias": True, **kw})
+
+
+def _lenet(**kw):
+    return _two_stage_convnet((6, 16), (120, 84), **{"bias": True, **kw})
+
+
+def _vgg16_cifar(**kw):
+    return vgg("vgg16", width=64, batch_norm=False, head="authors", **kw)
+
+
+def _vgg11(**kw):
+    return vgg("vgg11", **kw)
+
+
+def _vgg16(**kw):
+    return vgg("vgg16", **kw)
+
+
+# Every network of the pipeline, by the name configs and saved models use.
+REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "f1": _f1,
+    "c1": _c1,
+    "mnist_fc": _mnist_fc,
+    "lenet": _lenet,
+    "alexnet_cifar": alexnet_cifar,
+    "vgg16_cifar": _vgg16_cifar,
+    "vgg11": _vgg11,
+    "vgg16": _vgg16,
+    "resnet18": resnet18,
+    "autoencoder": autoencoder,
+}
+MODEL_NAMES = tuple(REGISTRY)
+
+
+def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int = 10, **options) -> nn.Module:
+    """A fresh network ``name`` (a key of ``REGISTRY``) for ``in_channels`` x ``image_size``^2 inputs.
 
     - ``f1``: FC(d, 300), FC(300, 100), FC(100, classes), d = C*H*W (Table 3.1).
     - ``c1``: conv(5, 5, 10), conv(5, 5, 20) each with ReLU and 2x2 max-pool,
@@ -135,29 +259,52 @@ def build_model(name: str, *, in_channels: int, image_size: int, num_classes: in
     - ``mnist_fc``: d -> 512 x 5 -> classes (Table 3.4, "512 fully-connected x 5").
     - ``lenet``: conv(5, 5, 6), conv(5, 5, 16) each with ReLU and 2x2 max-pool, FC 120,
       84, classes (Table 3.4, "2 conv-pool layers, 120, 84 fully-connected").
-    - ``alexnet_cifar``, ``vgg16_cifar``: the CIFAR-10 networks of the authors' code.
+    - ``alexnet_cifar``, ``vgg16_cifar``: the CIFAR-10 networks of the authors' code
+      (``vgg16_cifar`` is :func:`vgg` without batch norm, with the authors' head).
+    - ``vgg11``, ``vgg16``: Chapter 4's classifiers (:func:`vgg`; options ``width``,
+      ``batch_norm``); ``resnet18``: Chapter 4b's crop classifier; ``autoencoder``: the
+      Recon baselines' denoiser (option ``width``).
 
-    PyTorch's default initialisation except VGG16 (the authors' init). Randomness comes
-    from the global torch generator: seed it (or use ``torch.random.fork_rng``) first.
-    ``bias=False`` builds every layer without bias (the authors' MNIST-FC and LeNet).
+    ``options`` are the network's own keywords, e.g. ``bias=False`` for a network
+    without biases (the authors' MNIST-FC and LeNet). PyTorch's default initialisation
+    except VGG16's authors' head. Randomness comes from the global torch generator: seed
+    it (or use ``torch.random.fork_rng``) first.
     """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
     if image_size < 1 or in_channels < 1 or num_classes < 1:
         raise ValueError(f"bad input shape: in_channels={in_channels}, image_size={image_size}, num_classes={num_classes}")
-    flat = in_channels * image_size * image_size
-    kw = dict(in_channels=in_channels, image_size=image_size, num_classes=num_classes, bias=bias)
-    if name == "f1":
-        return nn.Sequential(nn.Flatten(), *_mlp([flat, 300, 100, num_classes], bias))
-    if name == "mnist_fc":
-        return nn.Sequential(nn.Flatten(), *_mlp([flat] + [512] * 5 + [num_classes], bias))
-    if name == "c1":
-        return _two_stage_convnet((10, 20), (120, 84), **kw)
-    if name == "lenet":
-        return _two_stage_convnet((6, 16), (120, 84), **kw)
-    if name == "alexnet_cifar":
-        return _alexnet_cifar(**kw)
-    if name == "vgg16_cifar":
-        return _vgg16_cifar(**kw)
-    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    return REGISTRY[name](in_channels=in_channels, image_size=image_size, num_classes=num_classes, **options)
+
+
+class Normalise(nn.Module):
+    """Per-channel standardisation as the network's first layer, so saved models carry it."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def model_spec(name: str, *, in_channels: int, image_size: int, num_classes: int, mean=None, std=None, **options) -> dict:
+    """Everything :func:`from_spec` needs to rebuild a network: saved beside its weights."""
+    return {"name": name, "options": dict(options), "in_channels": int(in_channels), "image_size": int(image_size),
+            "num_classes": int(num_classes), "mean": mean, "std": std}  # fmt: skip
+
+
+def from_spec(spec: dict) -> nn.Module:
+    """The untrained network of ``spec``, behind a :class:`Normalise` layer when it has channel statistics."""
+    net = build_model(spec["name"], in_channels=spec["in_channels"], image_size=spec["image_size"],
+                      num_classes=spec["num_classes"], **spec["options"])  # fmt: skip
+    return net if spec["mean"] is None else nn.Sequential(Normalise(spec["mean"], spec["std"]), net)
+
+
+def load(path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """A network saved by ``io.save_model`` with its spec, rebuilt from the registry, in eval mode."""
+    return load_model(path, from_spec, map_location=device)
 
 
 def describe_architecture(model: nn.Module) -> list[dict]:

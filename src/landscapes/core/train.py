@@ -9,6 +9,8 @@ same weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -20,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscapes.pipeline.io import load_checkpoint, save_checkpoint
+from landscapes.pipeline.io import load_checkpoint, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 
-# (batch as float in [0, 1], dataset indices of the batch, generator) -> batch
-BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+# (batch as float in [0, 1], dataset indices of the batch, generator) -> batch, or (batch, target)
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+# (network outputs, batch target) -> mean loss of the batch
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -65,18 +69,6 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-class Normalise(nn.Module):
-    """Per-channel standardisation as the network's first layer, so checkpoints carry it."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-
-
 def channel_stats(images_uint8: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 images (N, C, H, W) scaled to [0, 1]."""
     x = images_uint8.to(torch.float64) / 255.0
@@ -88,9 +80,6 @@ def channel_stats(images_uint8: torch.Tensor) -> tuple[list[float], list[float]]
 def fingerprint(settings) -> str:
     """A short digest of a run's settings, stored in its checkpoints so that only a run of
     the same settings resumes from them."""
-    import hashlib
-    import json
-
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -133,7 +122,11 @@ def evaluate(
     return total_loss / len(images), correct / len(images)
 
 
-def train_classifier(
+def _cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(out, target)
+
+
+def fit(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -142,16 +135,23 @@ def train_classifier(
     batch_size: int,
     optimiser: Optimiser,
     seed: int,
+    loss: Loss = _cross_entropy,
     transform: BatchTransform | None = None,
     virtual_copies: int = 1,
+    stop_loss: float | None = None,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 1,
-    stop_loss: float | None = None,
     fingerprint: str = "",
-    objective: str = "classify",
+    save_to: str | Path | None = None,
+    spec: dict | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Minimise the mean cross-entropy of ``model`` on uint8 ``images`` with mini-batch SGD/Adam.
+    """Minimise the mean ``loss`` of ``model`` on uint8 ``images`` with mini-batch SGD/Adam.
+
+    The one training path of the pipeline. ``loss(outputs, target)`` is the mean loss of
+    a batch (cross-entropy by default); the target is the batch's labels, unless
+    ``transform`` returns a pair ``(input, target)`` (a denoiser's clean image, say).
+    Accuracies are counted when the target holds class indices, else reported as NaN.
 
     ``virtual_copies`` enlarges the epoch to that many passes over the data, told
     apart by the index passed to ``transform`` (index // N is the copy), which is
@@ -162,17 +162,13 @@ def train_classifier(
     ``checkpoint_every`` epochs and an existing checkpoint is resumed from, but
     only if it was written with the same ``fingerprint`` (a digest of the run's
     settings): a checkpoint of other settings is ignored, never silently continued.
-
-    ``objective="reconstruct"`` trains a denoiser instead: ``transform`` then
-    returns ``(input, clean_target)`` and the loss is their mean squared error
-    (labels are unused and accuracies are reported as NaN).
+    With ``save_to`` the finished network is saved there with ``spec``
+    (:func:`landscapes.pipeline.io.save_model`) and the checkpoint, now superseded, removed.
     """
-    if objective not in ("classify", "reconstruct"):
-        raise ValueError(f"objective must be 'classify' or 'reconstruct', got {objective!r}")
-    if objective == "reconstruct" and (transform is None or stop_loss is not None):
-        raise ValueError("objective='reconstruct' needs a transform returning (input, target) and no stop_loss")
     if epochs < 1 or batch_size < 1 or checkpoint_every < 1 or virtual_copies < 1:
         raise ValueError("epochs, batch_size, checkpoint_every and virtual_copies must be >= 1")
+    if save_to is not None and spec is None:
+        raise ValueError("save_to needs the spec that rebuilds the network")
     device = next(model.parameters()).device
     images = images.to(device)
     labels = labels.to(device)
@@ -198,32 +194,28 @@ def train_classifier(
         g = epoch_generator(seed, epoch)
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))  # dropout and other global draws
         model.train()
-        running, seen, correct = 0.0, 0, 0
+        running, seen, correct, classified = 0.0, 0, 0, True
         for idx in _batches(n * virtual_copies, batch_size, g):
             for group in opt.param_groups:
                 group["lr"] = optimiser.lr_at(step, epoch)
             x = images[idx % n].float().div_(255.0)
             if transform is not None:
                 x = transform(x, idx, g)
-            y = labels[idx % n]
-            if objective == "reconstruct":
-                x, target = x
-                out = model(x)
-                loss = F.mse_loss(out, target)
-            else:
-                out = model(x)
-                loss = F.cross_entropy(out, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, step {step}")
+            x, target = x if isinstance(x, tuple) else (x, labels[idx % n])
+            out = model(x)
+            batch_loss = loss(out, target)
+            if not torch.isfinite(batch_loss):
+                raise FloatingPointError(f"non-finite training loss ({batch_loss.item()}) at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss.backward()
             opt.step()
             step += 1
-            running += loss.item() * len(idx)
-            if objective == "classify":
-                correct += (out.argmax(1) == y).sum().item()
+            running += batch_loss.item() * len(idx)
+            classified = not target.is_floating_point()
+            if classified:
+                correct += (out.argmax(1) == target).sum().item()
             seen += len(idx)
-        accuracy = correct / seen if objective == "classify" else math.nan
+        accuracy = correct / seen if classified else math.nan
         record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": accuracy, "lr": optimiser.lr_at(step, epoch)}
         if stop_loss is not None:
             record["full_loss"], record["full_accuracy"] = evaluate(model, images, labels, batch_size=max(batch_size, 1024))
@@ -241,6 +233,10 @@ def train_classifier(
     if stop_loss is not None:
         reached = bool(history and history[-1]["full_loss"] < stop_loss and history[-1]["full_accuracy"] == 1.0)
     last = history[-1] if history else {"loss": math.nan, "accuracy": math.nan}
+    if save_to is not None:
+        save_model(save_to, model, spec)
+        if checkpoint_path is not None and checkpoint_path.exists():
+            checkpoint_path.unlink()  # the saved network supersedes it
     return TrainResult(
         epochs_run=len(history),
         steps=step,

@@ -7,6 +7,7 @@ greater than the maximum of 1``) and no job starts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -39,16 +40,15 @@ def _dotted(path) -> str:
     return out or "<top level>"
 
 
+def _retrieve(uri: str) -> Resource:
+    return Resource.from_contents(_load_yaml(Path(uri.removeprefix("file://"))))
+
+
 def schema_validator(schema_path: str | Path = SCHEMA) -> jsonschema.Draft202012Validator:
     schema_path = Path(schema_path).resolve()
     schema = _load_yaml(schema_path)
     schema["$id"] = schema_path.as_uri()
-
-    def retrieve(uri: str) -> Resource:
-        return Resource.from_contents(_load_yaml(Path(uri.removeprefix("file://"))))
-
-    registry = Registry(retrieve=retrieve)
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+    return jsonschema.Draft202012Validator(schema, registry=Registry(retrieve=_retrieve))
 
 
 def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
@@ -57,7 +57,10 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     The schema's checks come first; the cross-field checks below (what a JSON schema
     cannot say) run only on a config that passed them.
     """
-    errors = sorted(schema_validator(schema_path).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    validator = schema_validator(schema_path)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        _fill_defaults(validator, config)
     if errors:
         lines = [f"  {_dotted(e.absolute_path)}: {_message(e)}" for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
@@ -75,7 +78,12 @@ def cross_field_problems(config: dict) -> list[str]:
 
 
 def _ch2_problems(ch2: dict) -> list[str]:
-    return []
+    problems = []
+    if ch2["a"] >= ch2["b"]:
+        problems.append(f"ch2.a ({ch2['a']}) must be below ch2.b ({ch2['b']}): the non-zeros are uniform on [a, b]")
+    if ch2["figure_t_min"] >= ch2["figure_t_max"]:
+        problems.append(f"ch2.figure_t_min ({ch2['figure_t_min']}) must be below ch2.figure_t_max ({ch2['figure_t_max']})")
+    return problems
 
 
 def _ch3_problems(ch3: dict) -> list[str]:
@@ -103,6 +111,31 @@ def _ch4_problems(ch4: dict) -> list[str]:
     if scenes["source"] == "folder" and not scenes["path"]:
         problems.append("ch4.detection.scenes.path must name the video folder when scenes.source is folder")
     return problems
+
+
+def _fill_defaults(validator: jsonschema.Draft202012Validator, config: dict) -> None:
+    """Set every key the config leaves out to the schema's ``default`` (in place).
+
+    The schema is the one place defaults live: a job's settings class has none, so a
+    key that is neither in the config nor defaulted here fails when the job builds it.
+    """
+
+    def visit(schema: dict, instance, resolver) -> None:
+        if "$ref" in schema:
+            resolved = resolver.lookup(schema["$ref"])
+            visit(resolved.contents, instance, resolved.resolver)
+            return
+        if isinstance(instance, dict):
+            for key, sub in schema.get("properties", {}).items():
+                if key not in instance and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+                if key in instance:
+                    visit(sub, instance[key], resolver)
+        if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+            for item in instance:
+                visit(schema["items"], item, resolver)
+
+    visit(validator.schema, config, Registry(retrieve=_retrieve).resolver(base_uri=validator.schema["$id"]))
 
 
 def _message(error: jsonschema.ValidationError) -> str:

@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Write a Matplotlib figure as PNG atomically (a killed job leaves no half image) and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here, not at the top: most jobs that use io draw nothing
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -95,6 +95,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several unrelated types for a damaged zip
         raise ArtifactError(f"{path}: truncated or corrupted checkpoint ({type(err).__name__}: {err})") from err
+
+
+def save_model(path: str | os.PathLike, model: torch.nn.Module, spec: dict, **extra: Any) -> None:
+    """Save a trained network's weights with the ``spec`` that rebuilds it (and any ``extra`` records)."""
+    save_checkpoint(path, {"spec": spec, "state_dict": model.state_dict(), **extra})
+
+
+def load_model(
+    path: str | os.PathLike, build: Callable[[dict], torch.nn.Module], map_location: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a network saved by :func:`save_model`: ``build(spec)``, then its weights (``weights_only=True``).
+
+    Returns the network in eval mode on ``map_location`` and the whole saved record
+    (``spec`` and any extras). ``build`` is the caller's registry (this layer knows no
+    networks), e.g. ``landscapes.core.models.from_spec``.
+    """
+    state = load_checkpoint(path, map_location=map_location)
+    if "spec" not in state or "state_dict" not in state:
+        raise ArtifactError(f"{path}: not a saved model (no spec/state_dict); it was not written by save_model")
+    model = build(state["spec"]).to(map_location)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as err:
+        raise ArtifactError(f"{path}: weights do not fit the network of its spec ({err})") from err
+    return model.eval(), state
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:

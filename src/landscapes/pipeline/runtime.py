@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from landscapes.pipeline.gpus import claim_gpu
+
 log = logging.getLogger("landscapes")
 
 
@@ -53,8 +55,6 @@ def select_device(preference: str = "auto") -> torch.device:
     if preference == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        from landscapes.pipeline.gpus import claim_gpu
-
         # One visible card (SLURM, or CUDA_VISIBLE_DEVICES) is the job's own; with several
         # (a workstation), concurrent jobs claim distinct cards through lock files.
         index = claim_gpu(torch.cuda.device_count())

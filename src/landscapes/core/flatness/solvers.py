@@ -1,0 +1,113 @@
+"""Eigensolvers for a symmetric operator given as ``apply(u) -> A u`` on flat float64 vectors.
+
+Lanczos finds the largest algebraic eigenvalue (Definition 3); Algorithm 1 the one of
+largest magnitude (see "Signs" in the package docstring).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.linalg import eigh_tridiagonal
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """A solver's eigenvalue estimate, unit vector, products used, estimates, convergence and final residual."""
+
+    value: float
+    vector: torch.Tensor
+    num_hvp: int
+    history: tuple[float, ...]
+    converged: bool
+    residual: float
+
+
+def lanczos(apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, *, tol: float, max_iter: int) -> _Solution:
+    """Largest algebraic eigenvalue of a symmetric operator by Lanczos with full reorthogonalisation.
+
+    Stops when the Ritz residual ||A y - theta y|| = beta_k |s_k| of the top Ritz pair
+    falls below ``tol * |theta|``, on an invariant subspace (beta ~ 0: exact), or after
+    ``max_iter`` products. A residual r puts an eigenvalue within r of theta (within
+    r^2 / gap once the pair is isolated); from a random start that eigenvalue is
+    lambda_max with probability one. The residual cannot fall much below the HVP's own
+    rounding (about 1e-6 relative for float32 HVPs), so smaller ``tol`` needs float64.
+    The basis is kept (k vectors of the operator's size, in ``start``'s dtype) and
+    reorthogonalised twice per step (classical Gram-Schmidt, "twice is enough").
+    """
+    n = start.numel()
+    steps = min(max_iter, n)
+    basis = torch.empty((min(steps, 32), n), device=start.device, dtype=start.dtype)
+    alphas: list[float] = []
+    betas: list[float] = []
+    history: list[float] = []
+    q = start / start.norm()
+    theta, s, residual, converged = 0.0, np.ones(1), math.inf, False
+    eps = torch.finfo(start.dtype).eps
+    for k in range(steps):
+        if k == basis.shape[0]:
+            basis = torch.cat([basis, torch.empty_like(basis[: min(basis.shape[0], steps - k)])])
+        basis[k] = q
+        w = apply(q)
+        alpha = float(torch.dot(q, w))
+        w = w - alpha * q
+        if k > 0:
+            w = w - betas[-1] * basis[k - 1]
+        active = basis[: k + 1]
+        for _ in range(2):
+            w = w - active.T @ (active @ w)
+        beta = float(w.norm())
+        alphas.append(alpha)
+        if k == 0:
+            theta, s = alpha, np.ones(1)
+        else:
+            vals, vecs = eigh_tridiagonal(np.array(alphas), np.array(betas), select="i", select_range=(k, k))
+            theta, s = float(vals[0]), vecs[:, 0]
+        residual = beta * abs(float(s[-1]))
+        history.append(theta)
+        scale_est = max(abs(h) for h in history)
+        if residual <= tol * abs(theta) or beta <= eps * max(scale_est, 1e-300) or k + 1 == n:
+            converged = True
+            break
+        betas.append(beta)
+        q = w / beta
+    k_used = len(alphas)
+    coeffs = torch.as_tensor(s, device=start.device, dtype=start.dtype)
+    vector = basis[:k_used].T @ coeffs
+    return _Solution(theta, vector / vector.norm(), k_used, tuple(history), converged, residual)
+
+
+def power_iteration(
+    apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, *, tol: float, max_iter: int
+) -> _Solution:
+    """Algorithm 1 (Riemannian power method, thesis Sec. 3.4) in u coordinates.
+
+    xi <- Hess xi / ||Hess xi||_g is u <- A u / ||A u||_2 here. Stops when the relative
+    change of the vector, min(||u' - u||, ||u' + u||) (sign-blind so that a negative
+    dominant eigenvalue can converge), falls below ``tol``. We measure the change in the
+    metric norm, which is invariant under T_lambda; the authors' code used the Euclidean
+    norm of xi, which is not (their iteration count depends on lambda). The value is the
+    Rayleigh quotient g(xi, Hess xi) of the returned vector.
+    """
+    u = start / start.norm()
+    history: list[float] = []
+    value, change, converged = 0.0, math.inf, False
+    for _ in range(max_iter):
+        w = apply(u)
+        value = float(torch.dot(u, w))
+        history.append(value)
+        norm = w.norm()
+        if norm == 0:  # u in the null space: A u = 0 exactly
+            change, converged = 0.0, True
+            break
+        nxt = w / norm
+        change = float(torch.minimum((nxt - u).norm(), (nxt + u).norm()))
+        if change < tol:
+            converged = True
+            break
+        u = nxt
+    return _Solution(value, u, len(history), tuple(history), converged, change)
