@@ -14,7 +14,10 @@ import time
 
 import torch
 
-from landscapes.ch2 import sparse_coding as sc
+from landscapes.ch2.gradients import loss_and_gradient
+from landscapes.ch2.model import data_bias, delta_radius, generate_data, make_generator, perturbed_points
+from landscapes.ch2.settings import DataSettings, Table21Settings
+from landscapes.ch2.studies import StudyOptions, gradient_study
 
 
 def _per_point(fn, points: int) -> float:
@@ -34,20 +37,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    data = sc.generate_data(50, args.h, args.p, 5000, seed=0)
-    eps = sc.data_bias(args.rule, data)
-    points = sc.perturbed_points(data.dictionary, sc.delta_radius(args.h, args.p) / 2, sc.make_generator(0, 1), args.points)
+    data = generate_data(50, args.h, args.p, 5000, seed=0)
+    eps = data_bias(args.rule, data)
+    points = perturbed_points(data.dictionary, delta_radius(args.h, args.p) / 2, make_generator(0, 1), args.points)
 
     def loop(method: str, dtype=torch.float32):
         sig, pts = data.signals.to(dtype), points.to(dtype)
-        return lambda: [sc.loss_and_gradient(w, sig, eps, method=method) for w in pts]
+        return lambda: [loss_and_gradient(w, sig, eps, method=method) for w in pts]
 
-    common = dict(n=50, num_signals=5000, num_points=args.points, seed=0)
+    study = Table21Settings(
+        DataSettings(n=50, num_signals=5000, a=1.0, b=10.0, seed=0, device="cpu", dtype="float32"),
+        h_values=(args.h,), p_values=(args.p,), num_points=args.points, bias_rule=args.rule, study_rules=(), max_elements=2**24,
+    )
     timings = {
         "dense (5 products)": _per_point(loop("dense"), args.points),
         "sparse after W Y": _per_point(loop("sparse"), args.points),
-        "study, W Y path": _per_point(lambda: sc.gradient_study([args.h], [args.p], [args.rule], candidate_below=0.0, **common), args.points),
-        "study, candidate path": _per_point(lambda: sc.gradient_study([args.h], [args.p], [args.rule], **common), args.points),
+        "study, W Y path": _per_point(lambda: gradient_study(study, StudyOptions(candidate_below=0.0)), args.points),
+        "study, candidate path": _per_point(lambda: gradient_study(study), args.points),
         "dense float64": _per_point(loop("dense", torch.float64), args.points),
     }
     base = timings["dense (5 products)"]
@@ -55,8 +61,8 @@ def main() -> None:
     print("  (the 'study' rows include data generation and set-up, amortised over --points)")
     for name, seconds in timings.items():
         print(f"  {name:24s} {1000 * seconds:9.2f} ms/point   x{base / seconds:6.2f} vs dense")
-    _, g32 = sc.loss_and_gradient(points[0], data.signals, eps)
-    _, g64 = sc.loss_and_gradient(points[0].double(), data.signals.double(), eps)
+    _, g32 = loss_and_gradient(points[0], data.signals, eps)
+    _, g64 = loss_and_gradient(points[0].double(), data.signals.double(), eps)
     print(f"  float32 vs float64 relative gradient error: {float((g32.double() - g64).norm() / g64.norm()):.2e}")
 
 

@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
-from landscapes.pipeline import io
-from landscapes.pipeline import runtime
-from landscapes.ch2.sparse_coding import Ch2Settings, run_figure
+from landscapes.ch2.figures import figure
+from landscapes.ch2.settings import FigureSettings
+from landscapes.pipeline import config, io
+from landscapes.pipeline.runtime import start_job
 
-runtime.setup_logging(snakemake.log[0])  # noqa: F821 (snakemake injects this global)
-runtime.set_threads(snakemake.threads)  # noqa: F821
-settings = Ch2Settings.from_config(dict(snakemake.params.cfg))  # noqa: F821
-profiles = run_figure(settings, settings.figure_2_2_h, snakemake.output.figure)  # noqa: F821
-if "profiles_csv" in snakemake.output.keys():  # noqa: F821
-    io.write_table(profiles, Path(snakemake.output.profiles_csv).with_suffix(""), caption="Figure 2.2 data")  # noqa: F821
+
+def main(snakemake):
+    start_job(snakemake)
+    profiles = figure(config.settings(FigureSettings, snakemake.params.cfg), snakemake.output.figure)
+    io.write_table(profiles, Path(snakemake.output.profiles_csv).with_suffix(""), caption="Figure 2.2 data")
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -4,6 +4,9 @@
 # machine a second thread made them 4-10x slower (measured).
 
 
+include: "ch2_helpers.smk"
+
+
 rule table_2_1:
     output:
         **table_outputs(
@@ -15,7 +18,7 @@ rule table_2_1:
             coherence="table_2_coherence",
         ),
     params:
-        cfg=ch2_params(),
+        cfg=ch2_params("table_2_1"),
     log:
         f"{LOGS}/ch2/table_2_1.log",
     benchmark:
@@ -35,7 +38,7 @@ rule table_2_2:
     output:
         **table_outputs(table="table_2_2"),
     params:
-        cfg=ch2_params(),
+        cfg=ch2_params("table_2_2"),
     log:
         f"{LOGS}/ch2/table_2_2.log",
     benchmark:
@@ -56,7 +59,7 @@ rule figure_2_1:
         figure=figure("figure_2_1"),
         **table_outputs(profiles="figure_2_1_profiles"),
     params:
-        cfg=ch2_params(),
+        cfg=ch2_params("figure_2_1"),
     log:
         f"{LOGS}/ch2/figure_2_1.log",
     benchmark:
@@ -76,7 +79,7 @@ rule figure_2_2:
         figure=figure("figure_2_2"),
         **table_outputs(profiles="figure_2_2_profiles"),
     params:
-        cfg=ch2_params(),
+        cfg=ch2_params("figure_2_2"),
     log:
         f"{LOGS}/ch2/figure_2_2.log",
     benchmark:
