@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscapes.ch3 import minima
+from landscapes.ch3 import curves, measure, tables, train
+from landscapes.ch3.settings import MeasureSettings, RunSettings
+from landscapes.pipeline.config import settings
 from landscapes.pipeline.io import ArtifactError, load_json, save_arrays
 
 
@@ -30,12 +32,23 @@ def _write_dataset(path, n_train=120, n_test=40, size=8, seed=0):
 
 
 def _train(tmp_path, data, **kw):
-    args = dict(network="f1", bias=False, train_size=100, batch_size=20, epochs=30,
-                optimiser={"name": "adam", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0},
-                stop_loss=1e-2, seed=3, device=torch.device("cpu"), model_path=tmp_path / "m.pt",
-                metrics_path=tmp_path / "m.json", checkpoint_path=tmp_path / "m.ckpt", progress=False)  # fmt: skip
-    args.update(kw)
-    return minima.train_minimum(data, **args)
+    run = dict(network="f1", bias=False, train_size=100, batch_size=20, epochs=30, stop_loss=1e-2, seed=3,
+               optimiser={"name": "adam", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0,
+                          "step_size": 0, "gamma": 1.0},
+               checkpoint_every=1, device="cpu")  # fmt: skip
+    paths = dict(model_path=tmp_path / "m.pt", metrics_path=tmp_path / "m.json", checkpoint_path=tmp_path / "m.ckpt")
+    for key in list(kw):
+        if key in paths:
+            paths[key] = kw.pop(key)
+    run.update(kw)
+    return train.train_minimum(data, settings(RunSettings, run), device=torch.device("cpu"), progress=False, **paths)
+
+
+def _measure(tmp_path, data, **kw):
+    s = dict(samples=80, eps=None, method="lanczos", tol=1e-4, max_hvp=300, batch_size=None, dtype="float32",
+             warm_start=[], rescale_log_range=1.0, seed=0, device="cpu")  # fmt: skip
+    s.update(kw)
+    return measure.measure_minimum(tmp_path / "m.pt", data, settings(MeasureSettings, s), device=torch.device("cpu"))
 
 
 def test_training_stops_at_the_threshold_and_records_it(tmp_path, one_thread):
@@ -47,7 +60,7 @@ def test_training_stops_at_the_threshold_and_records_it(tmp_path, one_thread):
     assert m["train_size"] == 100 and 0.0 <= m["test_accuracy"] <= 1.0
     assert not (tmp_path / "m.ckpt").exists()  # superseded by the finished model
     assert load_json(tmp_path / "m.json")["reached_threshold"] is True
-    model = minima.load_minimum(tmp_path / "m.pt")
+    model = train.load_minimum(tmp_path / "m.pt")
     assert not model.training
 
 
@@ -74,18 +87,17 @@ def test_train_size_larger_than_the_data_fails_before_training(tmp_path):
 
 
 def test_random_lambdas_have_product_one():
-    lam = minima.random_lambdas(5, 2.0, seed=1)
+    lam = measure.random_lambdas(5, 2.0, seed=1)
     assert len(lam) == 5 and all(v > 0 for v in lam)
     assert abs(sum(math.log(v) for v in lam)) < 1e-12
     assert max(lam) / min(lam) > 1.5  # actually rescales
-    assert lam == minima.random_lambdas(5, 2.0, seed=1) and lam != minima.random_lambdas(5, 2.0, seed=2)
+    assert lam == measure.random_lambdas(5, 2.0, seed=1) and lam != measure.random_lambdas(5, 2.0, seed=2)
 
 
 def test_measure_riemannian_invariant_euclidean_not_and_normalised_matches_formula(tmp_path, one_thread):
     data = _write_dataset(tmp_path / "d.npz")
     _train(tmp_path, data, epochs=3)
-    r = minima.measure_minimum(tmp_path / "m.pt", data, samples=80, eps=1e-3, tol=1e-10, max_hvp=300,
-                               dtype="float64", rescale_log_range=1.5, seed=0)  # fmt: skip
+    r = _measure(tmp_path, data, eps=1e-3, tol=1e-10, dtype="float64", rescale_log_range=1.5)
     assert r["riemannian_converged"] and r["riemannian"] > 0
     assert r["riemannian_rescale_change"] < 1e-8
     assert abs(r["euclidean_rescaled"] / r["euclidean"] - 1) > 1e-3
@@ -93,18 +105,17 @@ def test_measure_riemannian_invariant_euclidean_not_and_normalised_matches_formu
     # flatness loss is the mean CE over the first 80 training images
     from landscapes.core.datasets import load
 
-    x, y = minima.flatness_data(load(data), 80, torch.device("cpu"))
-    model = minima.load_minimum(tmp_path / "m.pt").double()
+    x, y = measure.flatness_data(load(data), 80, torch.device("cpu"))
+    model = train.load_minimum(tmp_path / "m.pt").double()
     assert r["flatness_loss"] == pytest.approx(F.cross_entropy(model(x.double()), y).item(), rel=1e-9)
 
 
 def test_measure_with_warm_start_gives_the_cold_values(tmp_path, one_thread):
     data = _write_dataset(tmp_path / "d.npz")
     _train(tmp_path, data, epochs=3)
-    kw = dict(samples=80, eps=None, tol=1e-10, max_hvp=300, dtype="float64", seed=0)
-    cold = minima.measure_minimum(tmp_path / "m.pt", data, **kw)
-    warm = minima.measure_minimum(tmp_path / "m.pt", data, **kw,
-                                  warm_start=[{"fraction": 0.5}, {"fraction": 1.0, "dtype": "float32", "tol": 1e-4}])  # fmt: skip
+    kw = dict(tol=1e-10, dtype="float64")
+    cold = _measure(tmp_path, data, **kw)
+    warm = _measure(tmp_path, data, **kw, warm_start=[{"fraction": 0.5}, {"fraction": 1.0, "dtype": "float32", "tol": 1e-4}])
     assert cold["riemannian_warm_hvp"] == 0 and warm["riemannian_warm_hvp"] > 0 and warm["warm_start"] == 2
     for key in ("riemannian", "euclidean", "riemannian_rescaled", "euclidean_rescaled"):
         assert warm[key] == pytest.approx(cold[key], rel=1e-9), key
@@ -115,7 +126,7 @@ def test_flatness_subset_larger_than_the_data_fails(tmp_path):
     data = _write_dataset(tmp_path / "d.npz")
     _train(tmp_path, data, epochs=1)
     with pytest.raises(ValueError, match="flatness_samples 500 exceeds"):
-        minima.measure_minimum(tmp_path / "m.pt", data, samples=500, eps=None)
+        _measure(tmp_path, data, samples=500)
 
 
 def _fake_runs():
@@ -134,7 +145,7 @@ def _fake_runs():
 
 
 def test_table_3_7_means_thesis_columns_and_ratios():
-    t = minima.table_3_7(_fake_runs())
+    t = tables.table_3_7(_fake_runs())
     assert list(t["batch_size"]) == [200, 5000, 200, 5000]
     fc_small, fc_large = t.iloc[0], t.iloc[1]
     assert fc_small["reached_threshold"] == "2/3" and fc_small["runs"] == 3
@@ -147,8 +158,8 @@ def test_table_3_7_means_thesis_columns_and_ratios():
 
 def test_kendall_tables_see_the_rescaling_only_in_euclidean():
     runs = _fake_runs()
-    plain = minima.kendall_table(runs).set_index(["group", "measure"])
-    scaled = minima.kendall_table(runs, rescaled=True).set_index(["group", "measure"])
+    plain = tables.kendall_table(runs).set_index(["group", "measure"])
+    scaled = tables.kendall_table(runs, rescaled=True).set_index(["group", "measure"])
     # flatter (small batch) minima have higher accuracy in the fake runs: tau < 0
     assert plain.loc[("pooled", "riemannian"), "tau_test_accuracy"] < 0
     assert plain.loc[("pooled", "riemannian"), "runs"] == 12
@@ -169,14 +180,14 @@ def test_collect_runs_keeps_configured_row_order_and_rejects_damage(tmp_path):
                           "test_accuracy": 0.9, "history": [1, 2]})  # fmt: skip
             save_json(f, {"riemannian": 1.0, "lambdas": [1.0]})
             pairs.append((t, f))
-    runs = minima.collect_runs(pairs)
+    runs = tables.collect_runs(pairs)
     assert list(runs["network"]) == ["mnist_fc", "mnist_fc", "lenet", "lenet"]
     assert "history" not in runs and runs["generalisation_gap"].iloc[0] == pytest.approx(0.1)
     pairs[0][1].write_text('{"riemannian": 1.')
     with pytest.raises(ArtifactError, match="truncated or corrupted"):
-        minima.collect_runs(pairs)
+        tables.collect_runs(pairs)
     with pytest.raises(ValueError, match="no runs"):
-        minima.collect_runs([])
+        tables.collect_runs([])
 
 
 def test_layer_normalised_curve_passes_through_the_minimum_and_restores_weights(tmp_path, one_thread):
@@ -184,10 +195,10 @@ def test_layer_normalised_curve_passes_through_the_minimum_and_restores_weights(
     _train(tmp_path, data, epochs=1, stop_loss=1e-12)
     from landscapes.core.datasets import load
 
-    model = minima.load_minimum(tmp_path / "m.pt")
+    model = train.load_minimum(tmp_path / "m.pt")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    batch = minima.flatness_data(load(data), 80, torch.device("cpu"))
-    curve = minima.layer_normalised_curve(model, batch, [-1.0, 0.0, 1.0], seed=0)
+    batch = measure.flatness_data(load(data), 80, torch.device("cpu"))
+    curve = curves.layer_normalised_curve(model, batch, [-1.0, 0.0, 1.0], seed=0)
     with torch.no_grad():
         at_min = F.cross_entropy(model(batch[0]), batch[1]).item()
     assert curve[1] == pytest.approx(at_min, rel=1e-5)
@@ -197,7 +208,7 @@ def test_layer_normalised_curve_passes_through_the_minimum_and_restores_weights(
     from landscapes.core.flatness import rescale
 
     scaled = rescale(model, [4.0, 0.5, 0.5])
-    again = minima.layer_normalised_curve(scaled, batch, [-1.0, 0.0, 1.0], seed=0)
+    again = curves.layer_normalised_curve(scaled, batch, [-1.0, 0.0, 1.0], seed=0)
     assert again == pytest.approx(curve, rel=1e-4)
 
 
@@ -206,9 +217,9 @@ def test_settings_tables_come_from_the_rows():
     rows = [{"dataset": "cifar10", "network": "alexnet_cifar", "bias": True, "seeds": 2, "train_size": None,
              "flatness_samples": 5000, "eps": None, "small": {"batch_size": 200, "epochs": 200, "optimiser": opt},
              "large": {"batch_size": 2000, "epochs": 500, "optimiser": dict(opt, lr=1e-4, momentum=0.99)}}]  # fmt: skip
-    t4 = minima.table_3_4(rows)
+    t4 = tables.table_3_4(rows)
     assert "FC(4096, 384)" in t4.loc[0, "network_1"] and "conv(5, 5, 64)" in t4.loc[0, "network_1"]
-    t5 = minima.table_3_5(rows, {"cifar10": (50000, 10000)})
+    t5 = tables.table_3_5(rows, {"cifar10": (50000, 10000)})
     assert t5.loc[0, "train_size_used"] == 50000 and t5.loc[0, "flatness_samples"] == 5000
-    t6 = minima.table_3_6(rows, 1e-6)
+    t6 = tables.table_3_6(rows, 1e-6)
     assert t6.loc[0, "large_optimiser"] == "SGD, lr=0.0001, momentum=0.99" and t6.loc[0, "small_epochs_cap"] == 200

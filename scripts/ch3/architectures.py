@@ -4,7 +4,14 @@ from pathlib import Path
 
 from landscapes.ch3.invariance import table_3_1
 from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import setup_logging
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-write_table(table_3_1(), Path(snakemake.output.table_3_1_csv).with_suffix(""), caption="Table 3.1: Network architectures for simulations")  # noqa: F821
+
+def main(snakemake):
+    start_job(snakemake)
+    write_table(table_3_1(), Path(snakemake.output.table_3_1_csv).with_suffix(""),
+                caption="Table 3.1: Network architectures for simulations")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

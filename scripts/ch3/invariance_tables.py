@@ -2,19 +2,25 @@
 
 from pathlib import Path
 
-from landscapes.ch3.invariance import euclidean_vs_riemannian_table, table_3_2, table_3_3
+from landscapes.ch3.invariance import invariance_tables
+from landscapes.ch3.settings import InvarianceSettings
+from landscapes.pipeline.config import settings
 from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.pipeline.runtime import select_device, start_job
 
-cfg, out = snakemake.params.cfg, snakemake.output  # noqa: F821 (injected by Snakemake)
-setup_logging(snakemake.log[0])  # noqa: F821
-set_threads(snakemake.threads)  # noqa: F821
-common = dict(num_samples=cfg["num_samples"], seed=cfg["seed"], max_hvp=cfg["max_hvp"], device=select_device(cfg.get("device", "auto")))
-tables = dict(power_tol=cfg["power_tol"], lanczos_tol=cfg["lanczos_tol"], **common)
-write_table(table_3_2(num_runs=cfg["runs_table_3_2"], **tables), Path(out.table_3_2_csv).with_suffix(""),
-            caption="Table 3.2: Relative difference in spectral norms for F1 under different transformations")  # fmt: skip
-write_table(table_3_3(num_runs=cfg["runs_table_3_3"], **tables), Path(out.table_3_3_csv).with_suffix(""),
-            caption="Table 3.3: Relative difference in spectral norms for C1, averaged over runs")  # fmt: skip
-write_table(euclidean_vs_riemannian_table(tol=cfg["lanczos_tol"], trace_probes=cfg["trace_probes"], **common),
-            Path(out.euclidean_vs_riemannian_csv).with_suffix(""),
-            caption="Euclidean vs Riemannian Hessian measures under the same rescalings (beyond the thesis)")  # fmt: skip
+CAPTIONS = {
+    "table_3_2": "Table 3.2: Relative difference in spectral norms for F1 under different transformations",
+    "table_3_3": "Table 3.3: Relative difference in spectral norms for C1, averaged over runs",
+    "euclidean_vs_riemannian": "Euclidean vs Riemannian Hessian measures under the same rescalings (beyond the thesis)",
+}
+
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(InvarianceSettings, snakemake.params.cfg)
+    for name, table in invariance_tables(s, device=select_device(s.device)).items():
+        write_table(table, Path(snakemake.output[f"{name}_csv"]).with_suffix(""), caption=CAPTIONS[name])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,11 +1,18 @@
-"""Snakemake entry point: flatness of one trained run (raw, normalised, Euclidean, rescaled)."""
+"""Flatness of one trained run of Sec. 3.5 (raw, normalised, Euclidean, and after a random T_lambda)."""
 
+from landscapes.ch3.measure import measure_minimum
+from landscapes.ch3.settings import MeasureSettings
+from landscapes.pipeline.config import settings
 from landscapes.pipeline.io import save_json
-from landscapes.ch3.minima import measure_minimum
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.pipeline.runtime import select_device, start_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-set_threads(snakemake.threads)  # noqa: F821
-cfg = dict(snakemake.params.cfg)  # noqa: F821
-device = select_device(cfg.pop("device"))
-save_json(snakemake.output.json, measure_minimum(snakemake.input.model, snakemake.input.data, device=device, **cfg))  # noqa: F821
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(MeasureSettings, snakemake.params.cfg)
+    result = measure_minimum(snakemake.input.model, snakemake.input.data, s, device=select_device(s.device))
+    save_json(snakemake.output.json, result)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,12 +1,13 @@
 """Figures 3.3-3.6: flatness vs test accuracy, one figure per data set."""
 
-import pandas as pd
+from landscapes.ch3.figures import scatter_figures
+from landscapes.pipeline.runtime import start_job
 
-from landscapes.ch3.minima import DATASET_LABELS, SCATTER_FIGURES, plot_scatter
-from landscapes.pipeline.runtime import setup_logging
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-runs = pd.read_csv(snakemake.input.runs)  # noqa: F821
-for dataset, group in runs.groupby("dataset", sort=False):
-    name = SCATTER_FIGURES[dataset]
-    plot_scatter(group, snakemake.output[name], title=f"{DATASET_LABELS.get(dataset, dataset)}: flatness vs generalisation")  # noqa: F821
+def main(snakemake):
+    start_job(snakemake)
+    scatter_figures(snakemake.input.runs, dict(snakemake.output.items()))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -2,20 +2,25 @@
 
 from pathlib import Path
 
-from landscapes.core.datasets import load
+from landscapes.ch3.settings import SettingsTables
+from landscapes.ch3.tables import settings_tables
+from landscapes.pipeline.config import settings
 from landscapes.pipeline.io import write_table
-from landscapes.ch3.minima import table_3_4, table_3_5, table_3_6
-from landscapes.pipeline.runtime import setup_logging
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-rows, out = snakemake.params.rows, snakemake.output  # noqa: F821
-sizes = {}
-for name, path in snakemake.input.items():  # noqa: F821
-    data = load(path)
-    sizes[name] = (len(data.x_train), len(data.x_test))
-write_table(table_3_4(rows), Path(out.table_3_4_csv).with_suffix(""),
-            caption="Table 3.4: Datasets and deep network architectures used")  # fmt: skip
-write_table(table_3_5(rows, sizes), Path(out.table_3_5_csv).with_suffix(""),
-            caption="Table 3.5: Train/test splits and samples used for the flatness measure")  # fmt: skip
-write_table(table_3_6(rows, snakemake.params.stop_loss), Path(out.table_3_6_csv).with_suffix(""),  # noqa: F821
-            caption="Table 3.6: Training algorithms, batch sizes and epoch caps")  # fmt: skip
+CAPTIONS = {
+    "table_3_4": "Table 3.4: Datasets and deep network architectures used",
+    "table_3_5": "Table 3.5: Train/test splits and samples used for the flatness measure",
+    "table_3_6": "Table 3.6: Training algorithms, batch sizes and epoch caps",
+}
+
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(SettingsTables, snakemake.params.cfg)
+    for name, table in settings_tables(s, dict(snakemake.input.items())).items():
+        write_table(table, Path(snakemake.output[f"{name}_csv"]).with_suffix(""), caption=CAPTIONS[name])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,12 @@
-# Chapter 3, Sec. 3.4.2: the flatness measure's invariance on synthetic data
+# Chapter 3: Sec. 3.4.2's invariance on synthetic data and Sec. 3.5's small- vs large-batch
+# minima. Each rule's params are exactly the fields of its job's settings class
+# (landscapes.ch3.settings), so a setting reruns only the jobs that read it.
+
+
+include: "ch3_helpers.smk"
+
+
+# ---- Sec. 3.4.2: the flatness measure's invariance on synthetic data
 # (Tables 3.1-3.3, Figure 3.1, and the Euclidean-vs-Riemannian extension).
 
 
@@ -24,7 +32,7 @@ rule ch3_invariance_tables:
             euclidean_vs_riemannian="table_3_euclidean_vs_riemannian",
         ),
     params:
-        cfg=ch3_invariance_params(),
+        cfg=invariance_params("num_samples", "seed", "runs_table_3_2", "runs_table_3_3", "power_tol", "lanczos_tol", "max_hvp", "trace_probes"),
     log:
         f"{LOGS}/ch3/invariance_tables.log",
     benchmark:
@@ -45,7 +53,7 @@ rule figure_3_1:
         figure_3_1=figure("figure_3_1"),
         curves=f"{RES}/ch3/invariance/figure_3_1_curves.csv",
     params:
-        cfg=ch3_invariance_params(),
+        cfg=invariance_params("num_samples", "seed", "runs_figure_3_1", "power_tol", "lanczos_tol", "max_hvp"),
     log:
         f"{LOGS}/ch3/figure_3_1.log",
     benchmark:
@@ -61,7 +69,7 @@ rule figure_3_1:
         "../../scripts/ch3/power_convergence.py"
 
 
-# Sec. 3.5: small- vs large-batch minima (Tables 3.4-3.7, Figures 3.2-3.6, Kendall tau).
+# ---- Sec. 3.5: small- vs large-batch minima (Tables 3.4-3.7, Figures 3.2-3.6, Kendall tau).
 
 
 rule train_minimum:
@@ -118,8 +126,7 @@ rule ch3_settings_tables:
     output:
         **table_outputs(table_3_4="table_3_4", table_3_5="table_3_5", table_3_6="table_3_6"),
     params:
-        rows=MINIMA["rows"],
-        stop_loss=MINIMA["stop_loss"],
+        cfg={"rows": MINIMA["rows"], "stop_loss": MINIMA["stop_loss"]},
     log:
         f"{LOGS}/ch3/settings_tables.log",
     benchmark:
@@ -177,10 +184,7 @@ rule figure_3_2:
         figure_3_2=figure("figure_3_2"),
         curves=f"{MINIMA_DIR}/figure_3_2_curves.csv",
     params:
-        rows=MINIMA["rows"],
-        line_plot=MINIMA["line_plot"],
-        seed=config["seed"],
-        device=config["device"],
+        cfg=line_plot_params(),
     log:
         f"{LOGS}/ch3/figure_3_2.log",
     benchmark:

@@ -38,6 +38,8 @@ from landscapes.core.flatness import (
     riemannian_hessian_trace,
     riemannian_spectral_norm,
 )
+from landscapes.ch3.figures import plot_power_convergence
+from landscapes.ch3.settings import ConvergenceSettings, InvarianceSettings
 from landscapes.core.models import build_model, describe_architecture
 
 log = logging.getLogger(__name__)
@@ -276,54 +278,25 @@ def power_convergence(
     return pd.concat(frames, ignore_index=True)
 
 
-def _pad_runs(curves: pd.DataFrame, column: str) -> np.ndarray:
-    """(runs, max_hvp) array of ``column``, each run held at its last value after it stopped."""
-    runs = [g[column].to_numpy() for _, g in curves.groupby("run", sort=True)]
-    length = max(len(r) for r in runs)
-    return np.stack([np.concatenate([r, np.full(length - len(r), r[-1])]) for r in runs])
-
-
-def plot_power_convergence(curves: pd.DataFrame, path: str | Path) -> Path:
-    """Figure 3.1: (left) estimate / lambda_max, mean +- std over runs; (right) relative error, median and range."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from landscapes.pipeline.io import atomic_path
-
-    fig, (ax_est, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
-    styles = {"power": ("C0", "Riemannian power method (Alg. 1)"), "lanczos": ("C3", "Lanczos")}
-    num_runs = curves["run"].nunique()
-    for method, (color, label) in styles.items():
-        sub = curves[curves["method"] == method]
-        if sub.empty:
-            continue
-        est = _pad_runs(sub, "estimate") / _pad_runs(sub, "estimate")[:, -1:]
-        err = np.maximum(_pad_runs(sub, "relative_error"), 1e-17)
-        x = np.arange(1, est.shape[1] + 1)
-        mean, std = est.mean(axis=0), est.std(axis=0)
-        ax_est.plot(x, mean, color=color, label=label)
-        ax_est.fill_between(x, mean - std, mean + std, color=color, alpha=0.25)
-        ax_err.semilogy(x, np.median(err, axis=0), color=color, label=label)
-        ax_err.fill_between(x, err.min(axis=0), err.max(axis=0), color=color, alpha=0.25)
-    ax_est.set(xlabel="Hessian-vector products", ylabel="estimate / final value", title="Spectral norm estimate")
-    ax_err.set(xlabel="Hessian-vector products", ylabel="relative error", title="Error vs tight Lanczos value")
-    for ax, where in ((ax_est, "lower right"), (ax_err, "lower left")):
-        ax.grid(alpha=0.3)
-        ax.legend(loc=where)
-        ax.set_xscale("log")
-    fig.suptitle(f"F1 on synthetic data, {num_runs} runs (mean and spread)")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
-    return path
-
-
 def figure_3_1(path: str | Path, **kwargs) -> pd.DataFrame:
     """Run ``power_convergence(**kwargs)``, write Figure 3.1 to ``path`` and return the curves."""
     curves = power_convergence(**kwargs)
     plot_power_convergence(curves, path)
     return curves
+
+
+def invariance_tables(s: InvarianceSettings, *, device: torch.device) -> dict[str, pd.DataFrame]:
+    """The job behind Tables 3.2, 3.3 and the Euclidean-vs-Riemannian table, from its settings."""
+    common = dict(num_samples=s.num_samples, seed=s.seed, max_hvp=s.max_hvp, device=device)
+    tables = dict(power_tol=s.power_tol, lanczos_tol=s.lanczos_tol, **common)
+    return {
+        "table_3_2": table_3_2(num_runs=s.runs_table_3_2, **tables),
+        "table_3_3": table_3_3(num_runs=s.runs_table_3_3, **tables),
+        "euclidean_vs_riemannian": euclidean_vs_riemannian_table(tol=s.lanczos_tol, trace_probes=s.trace_probes, **common),
+    }
+
+
+def convergence_figure(s: ConvergenceSettings, path: str | Path, *, device: torch.device) -> pd.DataFrame:
+    """The job behind Figure 3.1, from its settings: writes the figure, returns its curves."""
+    return figure_3_1(path, num_runs=s.runs_figure_3_1, num_samples=s.num_samples, seed=s.seed, power_tol=s.power_tol,
+                      lanczos_tol=s.lanczos_tol, max_hvp=s.max_hvp, device=device)  # fmt: skip

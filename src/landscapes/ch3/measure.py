@@ -1,0 +1,84 @@
+"""Measuring one trained run of Sec. 3.5: its flatness before and after a random rescaling.
+
+At the minimum of a run: the raw Riemannian lambda_max, the authors' normalised number
+(``flatness.sharpness_bound``), the Euclidean lambda_max, and both lambda_max again at a
+random rescaling T_lambda of the same network (the Riemannian value cannot move, the
+Euclidean one can). Conventions the thesis leaves out (see ``original-code-notes.md``):
+
+- The flatness loss is the *mean* cross-entropy over the first ``samples`` training
+  images (the same subset for every batch size and seed, Table 3.5).
+- ``normalised`` is eps^2 lambda / (2 + 2L) with the row's ``eps`` (1e-3 for MNIST-FC
+  in the authors' scripts) or lambda / (2 + 2L) when ``eps`` is null, L the flatness
+  loss; this is the number the thesis's Table 3.7 printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from landscapes.ch3.settings import MeasureSettings
+from landscapes.ch3.train import load_minimum
+from landscapes.core.datasets import Dataset, load
+from landscapes.core.flatness import WarmStage, euclidean_spectral_norm, layers, rescale, riemannian_spectral_norm, sharpness_bound
+
+log = logging.getLogger(__name__)
+
+
+def random_lambdas(num_layers: int, log_range: float, seed: int) -> list[float]:
+    """Positive lambdas with product exactly 1: log lambda_i ~ U(-r, r), then centred."""
+    gen = torch.Generator().manual_seed(seed)
+    logs = (torch.rand(num_layers, generator=gen, dtype=torch.float64) * 2 - 1) * log_range
+    logs = logs - logs.mean()
+    return [math.exp(v) for v in logs.tolist()]
+
+
+def flatness_data(data: Dataset, samples: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``samples`` training images as floats in [0, 1] (Table 3.5's flatness subset)."""
+    if samples > len(data.x_train):
+        raise ValueError(f"flatness_samples {samples} exceeds the {len(data.x_train)} training images of {data.name}")
+    x = torch.from_numpy(data.x_train[:samples]).to(device).float().div_(255.0)
+    return x, torch.from_numpy(data.y_train[:samples]).to(device)
+
+
+def warm_stages(measure: MeasureSettings) -> list[WarmStage]:
+    """The configured warm-start passes (``dtype`` by name, e.g. "bfloat16")."""
+    return [WarmStage(**{**w, "dtype": getattr(torch, w["dtype"]) if w.get("dtype") else None}) for w in measure.warm_start]
+
+
+def measure_minimum(model_path: str | Path, data_path: str | Path, measure: MeasureSettings, *, device: torch.device) -> dict:
+    """Flatness of one trained run: raw and normalised Riemannian lambda_max, Euclidean lambda_max,
+    and both lambda_max again at a random rescaling T_lambda of the same network."""
+    stages = warm_stages(measure)
+    dtype = getattr(torch, measure.dtype)
+    data = load(data_path)
+    # in the measuring dtype before rescaling, so that T_lambda itself is not rounded to float32
+    model = load_minimum(model_path, device).to(dtype)
+    batch = flatness_data(data, measure.samples, device)
+    kw = dict(method=measure.method, tol=measure.tol, max_hvp=measure.max_hvp, batch_size=measure.batch_size,
+              dtype=dtype, seed=measure.seed, warm_start=stages)  # fmt: skip
+    lambdas = random_lambdas(len(layers(model)), measure.rescale_log_range, measure.seed)
+    scaled = rescale(model, lambdas)
+    out: dict = {"flatness_samples": measure.samples, "eps": measure.eps, "method": measure.method, "tol": measure.tol,
+                 "dtype": measure.dtype, "warm_start": len(stages), "lambdas": lambdas}  # fmt: skip
+    for key, net in (("", model), ("_rescaled", scaled)):
+        for metric, fn in (("riemannian", riemannian_spectral_norm), ("euclidean", euclidean_spectral_norm)):
+            t0 = time.perf_counter()
+            res = fn(net, F.cross_entropy, batch, **kw)
+            out[f"{metric}{key}"] = res.value
+            out[f"{metric}{key}_hvp"] = res.num_hvp
+            out[f"{metric}{key}_warm_hvp"] = sum(res.warm_hvp)
+            out[f"{metric}{key}_converged"] = res.converged
+            out[f"{metric}{key}_seconds"] = time.perf_counter() - t0
+            out["flatness_loss"] = res.loss if key == "" else out["flatness_loss"]
+            log.info("%s%s lambda_max %.6g (%d HVPs, %s, %.1f s)", metric, key, res.value, res.num_hvp,
+                     "converged" if res.converged else "NOT converged", out[f"{metric}{key}_seconds"])  # fmt: skip
+    out["normalised"] = sharpness_bound(out["riemannian"], out["flatness_loss"], measure.eps)
+    out["normalised_rescaled"] = sharpness_bound(out["riemannian_rescaled"], out["flatness_loss"], measure.eps)
+    out["riemannian_rescale_change"] = abs(out["riemannian_rescaled"] - out["riemannian"]) / abs(out["riemannian"])
+    return out

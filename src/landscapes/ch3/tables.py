@@ -1,0 +1,201 @@
+"""Tables 3.4-3.7 and the Kendall tau tables of Sec. 3.5: pure functions of the configured
+rows and of the per-run JSON files (``ch3.train`` and ``ch3.measure`` write them)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from landscapes.ch3.settings import SettingsTables
+from landscapes.core.datasets import load
+from landscapes.core.models import build_model, describe_architecture
+from landscapes.pipeline.io import load_json
+
+log = logging.getLogger(__name__)
+
+BATCH_LABELS = ("small", "large")
+MEASURES = ("riemannian", "euclidean", "normalised")
+
+NETWORK_LABELS = {"mnist_fc": "Fully-Connected", "lenet": "LeNet", "alexnet_cifar": "AlexNet",
+                  "vgg16_cifar": "VGG16", "f1": "F1", "c1": "C1"}  # fmt: skip
+DATASET_LABELS = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion_mnist": "Fashion MNIST",
+                  "cifar10": "CIFAR-10", "digits": "digits (sklearn)"}  # fmt: skip
+
+# Table 3.7 of the thesis: (dataset, network) -> {batch size: (acc mean %, acc std %,
+# "spectral norm" mean, std)}; the spectral norm is the authors' normalised number.
+THESIS_TABLE_3_7 = {
+    ("mnist", "mnist_fc"): {200: (98.5, 0.1, 0.00086, 0.0012), 5000: (97.6, 0.1, 32.99, 17.13)},
+    ("mnist", "lenet"): {200: (99.2, 0.1, 0.38, 0.55), 5000: (98.9, 0.1, 7.41, 5.64)},
+    ("kmnist", "mnist_fc"): {200: (92.9, 0.1, 0.0325, 0.0644), 5000: (89.7, 0.3, 30.45, 7.15)},
+    ("kmnist", "lenet"): {200: (95.3, 0.1, 0.356, 0.531), 5000: (93.5, 0.05, 2870.35, 634.21)},
+    ("fashion_mnist", "mnist_fc"): {200: (90.1, 0.3, 7.057, 8.83), 5000: (89.3, 0.3, 7466.98, 1494.75)},
+    ("fashion_mnist", "lenet"): {200: (90.8, 0.3, 62.17, 67.49), 5000: (89.5, 0.4, 7685.64, 4778.15)},
+    ("cifar10", "alexnet_cifar"): {200: (72.76, 0.92, 12.664, 3.589), 2000: (67.36, 0.23, 406.22, 236.49)},
+    ("cifar10", "vgg16_cifar"): {200: (75.42, 0.93, 19.58, 14.97), 2000: (65.98, 0.73, 300055.02, 58257.42)},
+}
+
+
+
+def collect_runs(pairs: Sequence[tuple[str | Path, str | Path]]) -> pd.DataFrame:
+    """One row per run from (training metrics JSON, flatness JSON) pairs."""
+    rows = []
+    for train_path, flat_path in pairs:
+        train = {k: v for k, v in load_json(train_path).items() if k != "history"}
+        flat = {k: v for k, v in load_json(flat_path).items() if k != "lambdas"}
+        rows.append({**train, **flat, "generalisation_gap": train["train_accuracy"] - train["test_accuracy"]})
+    if not rows:
+        raise ValueError("no runs to collect")
+    df = pd.DataFrame(rows)
+    df["batch"] = np.where(df.groupby(["dataset", "network"])["batch_size"].transform("min") == df["batch_size"],
+                           "small", "large")  # fmt: skip
+    # rows in the order they were configured (first appearance), runs by batch size and seed within
+    order = {key: i for i, key in enumerate(dict.fromkeys(zip(df["dataset"], df["network"])))}
+    df["_row"] = [order[key] for key in zip(df["dataset"], df["network"])]
+    df = df.sort_values(["_row", "batch_size", "seed"], kind="stable").drop(columns="_row")
+    return df.reset_index(drop=True)
+
+
+def _pm(mean: float, std: float, scale: float = 1.0, digits: int = 4) -> str:
+    if not np.isfinite(mean):
+        return ""
+    return f"{mean * scale:.{digits}g} ± {std * scale:.{digits}g}"
+
+
+def table_3_7(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std per data set / network / batch size, the thesis's values beside ours,
+    and the large-/small-batch ratio of each mean (comparable across conventions)."""
+    out = []
+    for (dataset, network), group in runs.groupby(["dataset", "network"], sort=False):
+        thesis = THESIS_TABLE_3_7.get((dataset, network), {})
+        means = {}
+        for batch_size, g in group.groupby("batch_size"):
+            t = thesis.get(int(batch_size))
+            row = {
+                "dataset": DATASET_LABELS.get(dataset, dataset), "network": NETWORK_LABELS.get(network, network),
+                "batch_size": int(batch_size), "runs": len(g),
+                "reached_threshold": f"{int(g['reached_threshold'].fillna(False).astype(bool).sum())}/{len(g)}",
+                "test_accuracy_pct": _pm(g["test_accuracy"].mean(), g["test_accuracy"].std(ddof=0), 100, 4),
+                "normalised": _pm(g["normalised"].mean(), g["normalised"].std(ddof=0)),
+                "riemannian_lambda_max": _pm(g["riemannian"].mean(), g["riemannian"].std(ddof=0)),
+                "euclidean_lambda_max": _pm(g["euclidean"].mean(), g["euclidean"].std(ddof=0)),
+                "thesis_test_accuracy_pct": f"{t[0]} ± {t[1]}" if t else "",
+                "thesis_spectral_norm": f"{t[2]} ± {t[3]}" if t else "",
+            }  # fmt: skip
+            means[int(batch_size)] = {m: g[m].mean() for m in MEASURES} | {"thesis": t[2] if t else math.nan}
+            out.append(row)
+        sizes = sorted(means)
+        for row in out[-len(sizes):]:
+            for m in (*MEASURES, "thesis"):
+                ratio = means[sizes[-1]][m] / means[sizes[0]][m] if len(sizes) > 1 and row["batch_size"] == sizes[-1] else math.nan
+                row[f"large_small_ratio_{m}"] = ratio
+    return pd.DataFrame(out)
+
+
+def table_3_7_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run's numbers (the points of Figures 3.3-3.6)."""
+    cols = ["dataset", "network", "batch_size", "seed", "epochs_run", "reached_threshold", "train_loss",
+            "train_accuracy", "test_accuracy", "flatness_loss", "riemannian", "normalised", "euclidean",
+            "riemannian_rescaled", "euclidean_rescaled", "riemannian_hvp", "euclidean_hvp", "riemannian_converged",
+            "train_seconds", "riemannian_seconds"]  # fmt: skip
+    return runs[cols].copy()
+
+
+def kendall_table(runs: pd.DataFrame, *, rescaled: bool = False) -> pd.DataFrame:
+    """Kendall's tau of each measure against test accuracy and the generalisation gap,
+    per data set / network and pooled. ``rescaled`` uses the values measured after a
+    random T_lambda of every trained network: Riemannian (and its normalised value)
+    cannot move, Euclidean can."""
+    suffix = "_rescaled" if rescaled else ""
+    groups = [(f"{DATASET_LABELS.get(d, d)} / {NETWORK_LABELS.get(n, n)}", g)
+              for (d, n), g in runs.groupby(["dataset", "network"], sort=False)]  # fmt: skip
+    if len(groups) > 1:
+        groups.append(("pooled", runs))
+    rows = []
+    for name, g in groups:
+        for m in MEASURES:
+            values = g[f"{m}{suffix}"]
+            row = {"group": name, "measure": m + (" (rescaled)" if rescaled else ""), "runs": len(g)}
+            for target, column in (("test_accuracy", "test_accuracy"), ("generalisation_gap", "generalisation_gap")):
+                tau, p = kendalltau(values, g[column]) if len(g) > 1 else (math.nan, math.nan)
+                row[f"tau_{target}"] = float(tau)
+                row[f"p_{target}"] = float(p)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_3_4(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Data sets and networks (Table 3.4), from the configured rows and the code's models."""
+    def describe(r: Mapping) -> str:
+        size, channels = (32, 3) if r["dataset"] == "cifar10" else ((8, 1) if r["dataset"] == "digits" else (28, 1))
+        net = build_model(r["network"], in_channels=channels, image_size=size, bias=r["bias"])
+        layers = ", ".join(layer["layer"] for layer in describe_architecture(net))
+        return f"{NETWORK_LABELS.get(r['network'], r['network'])}: {layers}" + ("" if r["bias"] else " (no biases)")
+
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(DATASET_LABELS.get(r["dataset"], r["dataset"]), []).append(describe(r))
+    width = max(len(v) for v in out.values())
+    return pd.DataFrame([{"dataset": d, **{f"network_{i + 1}": (v[i] if i < len(v) else "") for i in range(width)}}
+                         for d, v in out.items()])  # fmt: skip
+
+
+def table_3_5(rows: Sequence[Mapping], sizes: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Train/test sizes and the samples used for the flatness measure (Table 3.5);
+    ``sizes`` maps each data set to its (train, test) sizes."""
+    out = []
+    for r in rows:
+        train, test = sizes[r["dataset"]]
+        out.append({"dataset": DATASET_LABELS.get(r["dataset"], r["dataset"]),
+                    "network": NETWORK_LABELS.get(r["network"], r["network"]),
+                    "train_size_available": train, "train_size_used": r["train_size"] or train, "test_size": test,
+                    "flatness_samples": r["flatness_samples"]})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _describe_optimiser(o: Mapping) -> str:
+    text = f"{o['name'].upper() if o['name'] == 'sgd' else 'Adam'}, lr={o['lr']:g}"
+    if o["name"] == "sgd":
+        text += f", momentum={o['momentum']:g}"
+    if o.get("weight_decay"):
+        text += f", weight decay={o['weight_decay']:g}"
+    if o.get("step_size"):
+        text += f", x{o.get('gamma', 1.0):g} every {o['step_size']} epochs"
+    return text
+
+
+def table_3_6(rows: Sequence[Mapping], stop_loss: float) -> pd.DataFrame:
+    """Optimisers, batch sizes and epoch caps (Table 3.6), from the configuration that ran."""
+    out = []
+    for r in rows:
+        s, big = r["small"], r["large"]
+        out.append({"dataset_network": f"{DATASET_LABELS.get(r['dataset'], r['dataset'])} / "
+                                       f"{NETWORK_LABELS.get(r['network'], r['network'])}",
+                    "small_batch": s["batch_size"], "small_optimiser": _describe_optimiser(s["optimiser"]),
+                    "small_epochs_cap": s["epochs"], "large_batch": big["batch_size"],
+                    "large_optimiser": _describe_optimiser(big["optimiser"]), "large_epochs_cap": big["epochs"],
+                    "stop_when": f"train CE < {stop_loss:g} at 100% train accuracy"})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def settings_tables(s: SettingsTables, dataset_paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
+    """The job behind Tables 3.4-3.6: the configured rows, with each data set's sizes read from its file."""
+    sizes = {}
+    for name, path in dataset_paths.items():
+        data = load(path)
+        sizes[name] = (len(data.x_train), len(data.x_test))
+    return {"table_3_4": table_3_4(s.rows), "table_3_5": table_3_5(s.rows, sizes), "table_3_6": table_3_6(s.rows, s.stop_loss)}
+
+
+def minima_tables(pairs: Sequence[tuple[str | Path, str | Path]]) -> dict[str, pd.DataFrame]:
+    """The job behind Table 3.7, its per-run table and the Kendall tau tables, from every run's two JSON files."""
+    runs = collect_runs(pairs)
+    log.info("%d runs; threshold reached in %d", len(runs), int(runs["reached_threshold"].fillna(False).sum()))
+    log.info("largest relative change of the Riemannian value under T_lambda: %.3g", runs["riemannian_rescale_change"].max())
+    return {"table_3_7": table_3_7(runs), "runs": table_3_7_runs(runs), "kendall": kendall_table(runs),
+            "kendall_rescaled": kendall_table(runs, rescaled=True)}  # fmt: skip

@@ -1,0 +1,88 @@
+"""Training one run of Sec. 3.5 to its minimum: the small- and large-batch networks of Table 3.7.
+
+A run trains a network of ``landscapes.core.models`` from a seed on the first
+``train_size`` training images with one batch size until the full-training-set
+cross-entropy is below ``stop_loss`` at 100% training accuracy (the epoch cap of
+Table 3.6 is a safety limit), and records whether the threshold was reached.
+
+Inputs are images scaled to [0, 1] and standardised per channel by a ``Normalise``
+layer that is part of the saved network (it has no parameters, so it is not a block of
+the metric and ``rescale`` leaves it alone).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from landscapes.ch3.settings import RunSettings
+from landscapes.core.datasets import Dataset, load
+from landscapes.core.models import from_spec, load as load_network, model_spec
+from landscapes.core.train import channel_stats, evaluate, fingerprint, fit
+from landscapes.pipeline.config import as_plain
+from landscapes.pipeline.io import save_json
+
+log = logging.getLogger(__name__)
+
+
+def row_id(dataset: str, network: str) -> str:
+    """The name of a Table 3.7 row in file paths: ``<dataset>-<network>``."""
+    return f"{dataset}-{network}"
+
+
+def training_subset(data: Dataset, train_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``train_size`` training images (all when None) as uint8 tensors."""
+    n = len(data.x_train) if train_size is None else int(train_size)
+    if n > len(data.x_train):
+        raise ValueError(f"train_size {n} exceeds the {len(data.x_train)} training images of {data.name}")
+    return torch.from_numpy(data.x_train[:n]), torch.from_numpy(data.y_train[:n])
+
+
+def load_minimum(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """A trained network saved by ``train_minimum`` (loaded with ``weights_only=True``), in eval mode."""
+    return load_network(path, device)[0]
+
+
+def train_minimum(
+    data_path: str | Path,
+    run: RunSettings,
+    *,
+    device: torch.device,
+    model_path: str | Path,
+    metrics_path: str | Path,
+    checkpoint_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train one run of Sec. 3.5 to the threshold (or the epoch cap) and save it; return its metrics."""
+    data = load(data_path)
+    x, y = training_subset(data, run.train_size)
+    mean, std = channel_stats(x)
+    spec = model_spec(run.network, in_channels=x.shape[1], image_size=x.shape[2], num_classes=len(data.classes),
+                      mean=mean, std=std, bias=bool(run.bias))  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed)
+        model = from_spec(spec).to(device)
+    optimiser = as_plain(run.optimiser)
+    result = fit(
+        model, x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size, optimiser=run.optimiser,
+        seed=run.seed, stop_loss=run.stop_loss, checkpoint_path=checkpoint_path, checkpoint_every=run.checkpoint_every,
+        fingerprint=fingerprint([spec, len(x), run.batch_size, run.epochs, optimiser, run.stop_loss, run.seed]),
+        save_to=model_path, spec=spec, progress=progress,
+    )  # fmt: skip
+    test_loss, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
+    metrics = {
+        "dataset": data.name, "network": run.network, "bias": bool(run.bias), "batch_size": run.batch_size,
+        "seed": run.seed, "train_size": len(x), "epochs_cap": run.epochs, "epochs_run": result.epochs_run,
+        "steps": result.steps, "stop_loss": run.stop_loss, "reached_threshold": result.reached_threshold,
+        "train_loss": result.train_loss, "train_accuracy": result.train_accuracy,
+        "test_loss": test_loss, "test_accuracy": test_acc, "train_seconds": result.seconds,
+        "device": str(device), "history": result.history,
+    }  # fmt: skip
+    save_json(metrics_path, metrics)
+    log.info("%s/%s batch %d seed %d: %d epochs, train loss %.3g (threshold %s), test accuracy %.4f",
+             data.name, run.network, run.batch_size, run.seed, result.epochs_run, result.train_loss,
+             "reached" if result.reached_threshold else "NOT reached", test_acc)  # fmt: skip
+    return metrics

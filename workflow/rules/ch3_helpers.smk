@@ -1,0 +1,97 @@
+# Helpers of ch3.smk: settings per job (its params), outputs per target, input functions.
+
+CH3 = config["ch3"]
+INVARIANCE = CH3["invariance"]
+MINIMA = CH3["minima"]
+MINIMA_DIR = f"{RES}/ch3/minima"
+MINIMA_ROWS = {f"{r['dataset']}-{r['network']}": r for r in MINIMA["rows"]}
+
+
+def ch3_outputs():
+    if not CH3["enabled"]:
+        return []
+    tables = ["table_3_1", "table_3_2", "table_3_3", "table_3_euclidean_vs_riemannian"]
+    return [path for name in tables for path in table(name)] + [figure("figure_3_1")] + ch3_minima_outputs()
+
+
+def ch3_minima_outputs():
+    if not MINIMA["enabled"]:
+        return []
+    tables = ["table_3_4", "table_3_5", "table_3_6", "table_3_7", "table_3_7_runs",
+              "table_3_kendall", "table_3_kendall_rescaled"]  # fmt: skip
+    figures = ["figure_3_2"] + list(minima_scatter_figures().values())
+    return [path for name in tables for path in table(name)] + [figure(name) for name in figures]
+
+
+def invariance_params(*keys):
+    return {key: INVARIANCE[key] for key in keys} | {"device": config["device"]}
+
+
+def minima_runs(kind):
+    """Every run's file of one kind: model (.pt), metrics (.json) or flatness (_flatness.json)."""
+    suffix = {"model": ".pt", "metrics": ".json", "flatness": "_flatness.json"}[kind]
+    return [
+        f"{MINIMA_DIR}/{row}/{batch}_seed{seed}{suffix}"
+        for row, spec in MINIMA_ROWS.items()
+        for batch in ("small", "large")
+        for seed in range(spec["seeds"])
+    ]
+
+
+def minima_row_dataset(wildcards):
+    return dataset_file(MINIMA_ROWS[wildcards.row]["dataset"])
+
+
+def minima_train_params(wildcards):
+    """landscapes.ch3.settings.RunSettings of one run."""
+    row = MINIMA_ROWS[wildcards.row]
+    return {
+        "network": row["network"],
+        "bias": row["bias"],
+        "train_size": row["train_size"],
+        **row[wildcards.batch],
+        "stop_loss": MINIMA["stop_loss"],
+        "seed": config["seed"] + int(wildcards.seed),
+        "checkpoint_every": MINIMA["checkpoint_every"],
+        "device": config["device"],
+    }
+
+
+def minima_measure_params(wildcards):
+    """landscapes.ch3.settings.MeasureSettings of one run."""
+    row = MINIMA_ROWS[wildcards.row]
+    return {
+        "samples": row["flatness_samples"],
+        "eps": row["eps"],
+        **MINIMA["flatness"],
+        "rescale_log_range": MINIMA["rescale_log_range"],
+        "seed": config["seed"] + int(wildcards.seed),
+        "device": config["device"],
+    }
+
+
+def line_plot_params():
+    """landscapes.ch3.settings.LinePlotSettings."""
+    rows = [
+        {"dataset": r["dataset"], "network": r["network"], "flatness_samples": r["flatness_samples"],
+         "small_batch": r["small"]["batch_size"], "large_batch": r["large"]["batch_size"]}
+        for r in MINIMA["rows"]
+    ]  # fmt: skip
+    return {"rows": rows, **MINIMA["line_plot"], "seed": config["seed"], "device": config["device"]}
+
+
+def minima_scatter_figures():
+    """Figures 3.3-3.6, one per configured data set (digits stand in for MNIST)."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in MINIMA["rows"]))
+    names = [SCATTER_FIGURES[d] for d in datasets]
+    if len(set(names)) != len(names):
+        raise ValueError("ch3.minima.rows: digits and mnist would both be Figure 3.3; configure only one")
+    return dict(zip(datasets, names))
+
+
+def minima_line_plot_models():
+    return [f"{MINIMA_DIR}/{row}/{batch}_seed0.pt" for row in MINIMA_ROWS for batch in ("small", "large")]
+
+
+def minima_datasets():
+    return {d: dataset_file(d) for d in dict.fromkeys(r["dataset"] for r in MINIMA["rows"])}
