@@ -1,3 +1,4 @@
+import json
 import socket
 
 import numpy as np
@@ -5,28 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from landscapes.ch4.detection.detection import (
-    CodedVideo,
-    ObservedLoader,
-    box_dice,
-    box_iou,
-    centroid_distance,
-    clip_targets,
-    code_video,
-    crop_resize,
-    expand_boxes,
-    fraction_label,
-    frame_records,
-    match_boxes,
-    resolve_model,
-    table_4_2,
-    table_4_3,
-    table_4_4,
-    table_multi_target,
-    table_partial_map,
-    yolo_label_text,
-)
-from landscapes.ch4.detection.scenes import Targets, Video
+from landscapes.ch4.detection.boxes import box_dice, box_iou, centroid_distance, expand_boxes, match_boxes
+from landscapes.ch4.detection.coding import CodedVideo, clip_targets, code_video
+from landscapes.ch4.detection.crops import ClassifierJob, _crop_augment, crop_resize, train_crop_classifier
+from landscapes.ch4.detection.data import DetectorData, build_detector_dataset, yolo_label_text
+from landscapes.ch4.detection.scenes import generate_dataset
+from landscapes.ch4.detection.tables import table_4_2, table_4_3, table_4_4, table_multi_target
+from landscapes.ch4.detection.tracking import EvaluationJob, evaluate_detection, frame_records
+from landscapes.ch4.detection.video_io import Targets, Video
+from landscapes.ch4.detection.yolo import YoloTraining, _resumable, resolve_model, train_yolo, ultralytics_offline
+from landscapes.core.models import load
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.naming import fraction_label
 
 # ---- closed forms ----------------------------------------------------------------------------
 
@@ -146,8 +137,6 @@ def test_crop_on_the_pixel_grid_returns_those_pixels():
 
 
 def test_crop_augmentation_keeps_unexposed_pixels_dark_and_varies_the_rest():
-    from landscapes.ch4.detection.detection import _crop_augment
-
     x = torch.full((64, 3, 8, 8), 0.5)
     x[:, :, :4] = 0.0  # the unexposed half of a coded crop
     out = _crop_augment(x, torch.arange(64), torch.Generator().manual_seed(0))
@@ -160,24 +149,6 @@ def test_a_weight_name_that_is_not_a_file_is_refused():
     with pytest.raises(FileNotFoundError, match="yolov8n.pt"):
         resolve_model("yolov8n.pt")
     assert resolve_model("yolov8n.yaml") == "yolov8n.yaml"
-
-
-def test_observed_loader_keeps_the_ratio_with_fixed_masks():
-    image = np.full((16, 16, 3), 7, np.uint8)
-    loader = ObservedLoader(lambda i: (image, (16, 16), (16, 16)), fixed_ratio=0.25, seed=0)
-    a, b, c = loader(0)[0], loader(0)[0], loader(1)[0]
-    assert (a[..., 0] > 0).sum() == 64 and (a == a[..., :1]).all()
-    np.testing.assert_array_equal(a, b)  # the test mask of an image is fixed
-    assert not np.array_equal(a, c)
-
-
-def test_observed_loader_draws_training_ratios_from_the_list():
-    image = np.full((10, 10, 3), 9, np.uint8)
-    loader = ObservedLoader(lambda i: (image, (10, 10), (10, 10)), ratios=[1.0, 0.5, 0.2], seed=1)
-    kept = {int((loader(i % 3)[0][..., 0] > 0).sum()) for i in range(60)}
-    assert kept == {100, 50, 20}
-
-
 
 
 # ---- the evaluation records and Tables 4.2-4.4 ------------------------------------------------
@@ -208,6 +179,24 @@ def test_records_count_detections_of_the_target_not_boxes_elsewhere():
     assert targets.track_class.iloc[0] == targets.track_class.iloc[1]
 
 
+@pytest.mark.parametrize("min_iou, detected", [(0.3, True), (0.4, False)])
+def test_a_half_shifted_detection_counts_only_under_a_threshold_below_its_iou(min_iou, detected):
+    # truth 10x10 at the origin, detection shifted right by 5: overlap 50, union 150,
+    # so IoU 1/3, DICE 2 * 50 / 200 = 0.5 and centroids (5, 5) -> (10, 5), 5 px apart
+    truth = Targets(np.array([0]), np.array([0]), np.array([2]), np.array([[0.0, 0.0, 10.0, 10.0]]))
+    coded = CodedVideo("multi_day2", 0.5, np.zeros((1, 20, 20), np.uint8), truth, 4)
+    det = pd.DataFrame([(0, 5.0, 0.0, 15.0, 10.0, 0.6, 3)], columns=["frame", "x0", "y0", "x1", "y1", "conf", "track"])
+    rec = frame_records(coded, det, np.array([2]), ["silverado", "ram", "frontier"], min_iou=min_iou)
+    target = rec[rec.kind == "target"].iloc[0]
+    assert bool(target.detected) is detected
+    assert (rec.kind == "false_positive").sum() == (0 if detected else 1)
+    if detected:
+        assert target.dice == pytest.approx(0.5) and target.centroid == pytest.approx(5.0)
+        assert target.pred_class == "frontier" and target.track == 3
+    else:
+        assert np.isnan(target.dice) and np.isnan(target.centroid) and target.track == -1
+
+
 def test_tables_4_2_to_4_4_from_known_records():
     classes = ["silverado", "ram", "frontier"]
     rec = frame_records(_coded(), _detections(), np.array([1, 0, 2]), classes, min_iou=0.1)
@@ -231,13 +220,6 @@ def test_multi_target_table_reports_false_positives_per_frame():
     assert row["detection rate"] == pytest.approx(0.5)
     assert row["classification rate"] == pytest.approx(1.0)
     assert row["false positives per frame"] == pytest.approx(0.25)
-
-
-def test_partial_map_table_orders_ratios_from_full_down():
-    t = table_partial_map({"full": [{"ratio": 0.5, "map50": 0.2}, {"ratio": 1.0, "map50": 0.9}],
-                           "ours": [{"ratio": 1.0, "map50": 0.8}, {"ratio": 0.5, "map50": 0.7}]})
-    assert list(t.columns) == ["method", "1", "0.5"]
-    assert t.iloc[1]["0.5"] == pytest.approx(0.7)
 
 
 # ---- Ultralytics end to end, with the network cut off -----------------------------------------
@@ -274,8 +256,6 @@ IMPORT_ATTEMPTS: list = []
 @pytest.fixture(scope="module")
 def ultralytics_home(tmp_path_factory):
     """Ultralytics imported the offline way (behind the network guard), with its settings under a scratch folder."""
-    from landscapes.ch4.detection.detection import ultralytics_offline
-
     home = tmp_path_factory.mktemp("ultralytics")
     mp = pytest.MonkeyPatch()
     try:
@@ -288,8 +268,6 @@ def ultralytics_home(tmp_path_factory):
 
 
 def test_only_an_unfinished_checkpoint_is_resumed(tmp_path, ultralytics_home):
-    from landscapes.ch4.detection.detection import _resumable
-
     torch.save({"optimizer": {"state": {}}, "epoch": 3}, tmp_path / "mid.pt")
     torch.save({"optimizer": None, "epoch": -1}, tmp_path / "done.pt")  # what Ultralytics leaves after the last epoch
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
@@ -309,53 +287,44 @@ def test_network_guard_catches_a_lookup_and_a_connect(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ultralytics_home):
-    """A tiny run of everything Ultralytics does here (train, fine-tune, detect+track, partial val) behind the guard."""
-    from landscapes.ch4.detection.detection import (
-        build_detector_dataset,
-        build_partial_detection_data,
-        evaluate_detection,
-        partial_map50,
-        partial_trainer,
-        train_crop_classifier,
-        train_yolo,
-        ultralytics_offline,
-    )
-    from landscapes.ch4.detection.scenes import generate_dataset
+    """A tiny run of everything Ultralytics does here (train, fine-tune, detect+track) behind the guard.
 
+    Settings are built from config-shaped mappings with ``settings``, as the rules' jobs build them.
+    """
     mp = pytest.MonkeyPatch()
     guard = NetworkGuard(mp)
     work = tmp_path_factory.mktemp("det")
     threads_before = torch.get_num_threads()
     out = {"guard": guard, "work": work, "home": ultralytics_home}
+    optimiser = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
+    yolo = {"model": "yolov8n.yaml", "imgsz": 64, "epochs": 1, "batch": 8, "optimiser": optimiser,
+            "ultralytics_args": {"val": False, "warmup_epochs": 0, "mosaic": 0.0}}
+    cpu = torch.device("cpu")
     try:
         ultralytics_offline(ultralytics_home, threads=threads_before)  # again: a second call must be harmless
         generate_dataset(work / "videos", height=64, width=64, frames=16, multi_target_frames=0, videos_per_class=1,
                          truck_length=0.5, seed=0)
-        build_detector_dataset(work / "videos", work / "yolo", splits=["train"], train_fractions=[0.125],
-                               frames_per_code=4, exposure=2, raw_stride=4, val_fraction=0.25, seed=0)
-        yolo = dict(imgsz=64, batch=8, optimiser={"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
-                    extra_args={"val": False, "warmup_epochs": 0, "mosaic": 0.0}, seed=0, device=torch.device("cpu"))
-        out["train"] = train_yolo("yolov8n.yaml", work / "yolo" / "data.yaml", run_dir=work / "runs" / "base",
-                                  out_weights=work / "yolo_base.pt", epochs=1, **yolo)
+        build_detector_dataset(work / "videos", work / "yolo", settings(DetectorData, {
+            "splits": ["train"], "train_fractions": [0.125], "frames_per_code": 4, "exposure": 2, "raw_stride": 4,
+            "val_fraction": 0.25, "seed": 0}))
+        data_yaml = work / "yolo" / "data.yaml"
+        out["train"] = train_yolo(settings(YoloTraining, yolo), data_yaml, run_dir=work / "runs" / "base",
+                                  out_weights=work / "yolo_base.pt", seed=0, device=cpu)
         out["threads_after_train"] = torch.get_num_threads()
-        crops = dict(fractions=[0.125], frames_per_code=4, exposure=2, raw_stride=2, val_fraction=0.25, crop_size=32,
-                     context=0.1, jitter=0.1)
-        out["classifier"] = train_crop_classifier(
-            work / "videos", splits=["train"], crops=crops, seed=0, device=torch.device("cpu"),
-            train={"epochs": 1, "batch_size": 16, "optimiser": {"name": "sgd", "lr": 0.01, "momentum": 0.9,
-                                                                  "weight_decay": 0.0}},
-            model_path=work / "resnet.pt", metrics_path=work / "resnet.json")
-        out["records"] = evaluate_detection(
-            work / "videos", split="test", fraction=0.25, detector=work / "yolo_base.pt", classifier=work / "resnet.pt",
-            frames_per_code=4, exposure=2, seed=0, imgsz=64, conf=0.01, iou=0.5, min_iou=0.0, tracker="bytetrack.yaml",
-            device=torch.device("cpu"), out_csv=work / "eval.csv")
-        build_partial_detection_data(work / "stills", source="synthetic", num_train=8, num_val=4, image_size=64,
-                                     max_objects=2, truck_length=[0.4, 0.6], seed=0)
-        # from a local weight file (how the paper preset starts from pretrained weights), 3 classes instead of 1
-        out["ours"] = train_yolo(str(work / "yolo_base.pt"), work / "stills" / "data.yaml", run_dir=work / "runs" / "ours",
-                   out_weights=work / "ours.pt", epochs=1, trainer=partial_trainer([0.5], seed=0), **yolo)
-        out["map"] = partial_map50(work / "ours.pt", work / "stills" / "data.yaml", ratios=[0.5], imgsz=64, batch=4,
-                                   seed=0, device=torch.device("cpu"), run_dir=work / "val")
+        # from a local weight file: how the finetune stage (and the paper preset) starts
+        out["finetune"] = train_yolo(settings(YoloTraining, {**yolo, "model": str(work / "yolo_base.pt")}), data_yaml,
+                                     run_dir=work / "runs" / "finetune", out_weights=work / "yolo_finetune.pt", seed=0,
+                                     device=cpu)
+        crops = {"fractions": [0.125], "frames_per_code": 4, "exposure": 2, "raw_stride": 2, "val_fraction": 0.25,
+                 "crop_size": 32, "context": 0.1, "jitter": 0.1}
+        out["classifier"] = train_crop_classifier(work / "videos", settings(ClassifierJob, {
+            "splits": ["train"], "crops": crops, "train": {"epochs": 1, "batch_size": 16, "optimiser": optimiser},
+            "weights": None, "seed": 0, "device": "cpu"}), model_path=work / "resnet.pt", metrics_path=work / "resnet.json")
+        out["records"] = evaluate_detection(work / "videos", settings(EvaluationJob, {
+            "split": "test", "fraction": 0.25, "frames_per_code": 4, "exposure": 2, "imgsz": 64, "conf": 0.01,
+            "iou": 0.5, "match_iou": 0.0, "tracker": "bytetrack.yaml", "crop_size": 32, "context": 0.1, "seed": 0,
+            "device": "cpu"}), detector=work / "yolo_base.pt", classifier=work / "resnet.pt", out_csv=work / "eval.csv",
+            config_dir=ultralytics_home, threads=threads_before)
         out["threads_before"] = threads_before
     finally:
         mp.undo()
@@ -370,8 +339,6 @@ def test_ultralytics_pipeline_attempts_no_network_access(pipeline):
 
 @pytest.mark.slow
 def test_ultralytics_settings_and_fonts_stay_in_the_working_folder(pipeline):
-    import json
-
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
 
     assert USER_CONFIG_DIR == pipeline["home"] / "Ultralytics"
@@ -391,22 +358,31 @@ def test_training_writes_weights_and_history(pipeline):
     from ultralytics import YOLO
 
     assert pipeline["train"]["epochs"] == 1 and len(pipeline["train"]["history"]) == 1
-    assert YOLO(str(pipeline["work"] / "yolo_base.pt")).names == {0: "truck"}
-    assert YOLO(str(pipeline["work"] / "ours.pt")).names == {0: "silverado", 1: "ram", 2: "frontier"}
+    assert pipeline["finetune"]["model"] == str(pipeline["work"] / "yolo_base.pt")
+    for name in ("yolo_base.pt", "yolo_finetune.pt"):
+        assert YOLO(str(pipeline["work"] / name)).names == {0: "truck"}
+
+
+@pytest.mark.slow
+def test_classifier_is_saved_with_the_spec_that_rebuilds_it(pipeline):
+    model, record = load(pipeline["work"] / "resnet.pt")
+    assert record["spec"]["name"] == "resnet18" and record["spec"]["image_size"] == 32
+    assert record["spec"]["num_classes"] == 3 and len(record["spec"]["mean"]) == 3
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    assert pipeline["classifier"]["classes"] == ["silverado", "ram", "frontier"]
 
 
 @pytest.mark.slow
 def test_evaluation_writes_one_record_per_coded_frame_and_target(pipeline):
     rec = pd.read_csv(pipeline["work"] / "eval.csv")
     targets = rec[rec.kind == "target"]
-    assert len(targets) == 3 * 4  # three test videos of 16 frames, 4 frames per coded frame, one truck each
-    assert set(targets.true_class) == {"silverado", "ram", "frontier"}
-    assert targets.detected.isin([True, False]).all()
-    hit = targets[targets.detected]
-    assert ((hit.dice >= 0) & (hit.dice <= 1)).all()
-
-
-@pytest.mark.slow
-def test_partial_validation_reports_a_map_per_ratio(pipeline):
-    (record,) = pipeline["map"]
-    assert record["ratio"] == 0.5 and 0.0 <= record["map50"] <= 1.0
+    # three test videos of 16 frames, 4 frames per coded frame, one truck each
+    assert targets.groupby("video").size().to_dict() == {f"day2_{c}_0": 4 for c in ("frontier", "ram", "silverado")}
+    assert (targets.video == "day2_" + targets.true_class + "_0").all()
+    # every score is that of the boxes the record holds, and missing for an undetected target
+    hit, miss = targets[targets.detected.astype(bool)], targets[~targets.detected.astype(bool)]
+    t, d = hit[["tx0", "ty0", "tx1", "ty1"]].to_numpy(), hit[["dx0", "dy0", "dx1", "dy1"]].to_numpy()
+    np.testing.assert_allclose(hit.dice, box_dice(t, d))
+    np.testing.assert_allclose(hit.centroid, centroid_distance(t, d))
+    assert miss.dice.isna().all() and (miss.track == -1).all()
+    assert (rec[rec.kind == "false_positive"].dice.isna()).all()

@@ -4,21 +4,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from landscapes.ch4.detection.boxes import box_iou
 from landscapes.ch4.detection.scenes import (
-    CLASSES,
-    FORMAT,
-    SHAPES,
-    Targets,
-    VideoFormatError,
     clip_box,
-    draw_truck,
     generate_dataset,
     multi_truck_video,
-    read_manifest,
-    read_video,
     single_truck_video,
     still_scenes,
     truck_paint,
+)
+from landscapes.ch4.detection.trucks import CLASSES, SHAPES, draw_truck
+from landscapes.ch4.detection.video_io import (
+    FORMAT,
+    Targets,
+    VideoFormatError,
+    read_manifest,
+    read_video,
     videos_in,
     write_video,
 )
@@ -109,8 +110,6 @@ def test_clip_box_reports_visible_share():
 
 def test_still_scenes_keep_boxes_apart_and_inside():
     images, labels = still_scenes(20, height=64, width=64, max_objects=3, truck_length=(0.3, 0.5), seed=0)
-    from landscapes.ch4.detection.detection import box_iou
-
     assert images.shape == (20, 64, 64)
     for i, t in enumerate(labels):
         assert 1 <= len(t) <= 3 and (t.frame == i).all()
@@ -121,7 +120,7 @@ def test_still_scenes_keep_boxes_apart_and_inside():
 
 def test_written_video_reads_back_identically(tmp_path):
     v = single_truck_video("day1_ram_0", 1, day=1, frames=5, seed=2, **SMALL)
-    write_video(v, tmp_path / v.name)
+    write_video(v, tmp_path / v.name, CLASSES)
     (tmp_path / "manifest.json").write_text(json.dumps(
         {"format": FORMAT, "classes": list(CLASSES), "fps": 30, "videos": {v.name: "train", "other": "test"}}))
     back = read_video(tmp_path, v.name)

@@ -1,15 +1,18 @@
 # Chapter 4b, Sec. 4.5: detection, tracking and classification on PCE videos (Tables 4.2-4.4,
 # Figures 4.3-4.5); Sec. 4.4.2: detection under partial observation (Figure 4.2c).
 # Stage `base` trains on the day-1 videos and tests on day 2; stage `finetune` adapts both
-# networks to the first multi-target video and tests on the second.
+# networks to the first multi-target video and tests on the second. Each rule's `cfg`
+# holds exactly the fields of its job's settings class (landscapes.ch4.detection).
+
+
+include: "ch4_detection_helpers.smk"
 
 
 rule detection_videos:
     output:
         videos=directory(f"{DET_DIR}/videos"),
     params:
-        scenes=DETECTION["scenes"],
-        seed=config["seed"],
+        cfg={"scenes": DETECTION["scenes"], "seed": config["seed"]},
     log:
         f"{LOGS}/ch4/detection/videos.log",
     benchmark:
@@ -30,13 +33,7 @@ rule detection_yolo_data:
     output:
         data=directory(f"{DET_DIR}/yolo_data/{{stage}}"),
     params:
-        splits=lambda wc: detection_train_splits(wc.stage),
-        train_fractions=DETECTION["pce"]["train_fractions"],
-        frames_per_code=DETECTION["pce"]["frames_per_code"],
-        exposure=DETECTION["pce"]["exposure"],
-        raw_stride=DETECTION["detector"]["raw_stride"],
-        val_fraction=DETECTION["detector"]["val_fraction"],
-        seed=config["seed"],
+        cfg=detector_data_params,
     wildcard_constraints:
         stage="base|finetune",
     log:
@@ -175,10 +172,7 @@ rule figure_4_3:
     output:
         png=figure("figure_4_3"),
     params:
-        fraction=0.25,
-        frames_per_code=DETECTION["pce"]["frames_per_code"],
-        exposure=DETECTION["pce"]["exposure"],
-        seed=config["seed"],
+        cfg=pce_params(fraction=FIGURE_4_3_FRACTION),
     log:
         f"{LOGS}/figures/figure_4_3.log",
     benchmark:
@@ -196,10 +190,7 @@ rule figure_4_4:
     output:
         png=figure("figure_4_4"),
     params:
-        fractions=[0.5, 0.25, 0.125],
-        frames_per_code=DETECTION["pce"]["frames_per_code"],
-        exposure=DETECTION["pce"]["exposure"],
-        seed=config["seed"],
+        cfg=pce_params(fractions=list(FIGURE_4_4_FRACTIONS)),
     log:
         f"{LOGS}/figures/figure_4_4.log",
     benchmark:
@@ -218,10 +209,7 @@ rule figure_4_5:
     output:
         png=figure("figure_4_5"),
     params:
-        fractions=[float(label) for label in figure_4_5_fractions()],
-        frames_per_code=DETECTION["pce"]["frames_per_code"],
-        exposure=DETECTION["pce"]["exposure"],
-        seed=config["seed"],
+        cfg=pce_params(fractions=[float(label) for label in figure_4_5_fractions()]),
     log:
         f"{LOGS}/figures/figure_4_5.log",
     benchmark:
@@ -231,96 +219,3 @@ rule figure_4_5:
     threads: 1
     script:
         "../../scripts/ch4/detection/figure_4_5.py"
-
-
-rule partial_detection_data:
-    output:
-        data=directory(f"{DET_DIR}/partial/data"),
-    params:
-        cfg=DETECTION["partial"],
-        seed=config["seed"],
-        root=config["data"]["root"],
-        ultralytics=ultralytics_dir("partial_detection_data"),
-    log:
-        f"{LOGS}/ch4/detection/partial_data.log",
-    benchmark:
-        f"{BENCH}/ch4/detection/partial_data.tsv"
-    conda:
-        "../../envs/landscapes.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=240,
-    script:
-        "../../scripts/ch4/partial/partial_detection_data.py"
-
-
-rule train_partial_detector:
-    input:
-        data=rules.partial_detection_data.output.data,
-    output:
-        weights=f"{DET_DIR}/partial/models/{{method}}.pt",
-        metrics=f"{DET_DIR}/partial/models/{{method}}.json",
-    params:
-        cfg=partial_detector_params,
-        run_dir=lambda wc: f"{DET_DIR}/partial/runs/{wc.method}",
-        ultralytics=lambda wc: ultralytics_dir(f"train_partial_detector_{wc.method}"),
-    wildcard_constraints:
-        method="full|ours",
-    log:
-        f"{LOGS}/ch4/detection/train_partial_detector_{{method}}.log",
-    benchmark:
-        f"{BENCH}/ch4/detection/train_partial_detector_{{method}}.tsv"
-    conda:
-        "../../envs/landscapes.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=1440,
-    script:
-        "../../scripts/ch4/partial/train_partial_detector.py"
-
-
-rule evaluate_partial_detector:
-    input:
-        data=rules.partial_detection_data.output.data,
-        weights=f"{DET_DIR}/partial/models/{{method}}.pt",
-    output:
-        json=f"{DET_DIR}/partial/eval/{{method}}.json",
-    params:
-        cfg=partial_eval_params,
-        run_dir=lambda wc: f"{DET_DIR}/partial/val/{wc.method}",
-        ultralytics=lambda wc: ultralytics_dir(f"evaluate_partial_detector_{wc.method}"),
-    wildcard_constraints:
-        method="full|ours",
-    log:
-        f"{LOGS}/ch4/detection/evaluate_partial_detector_{{method}}.log",
-    benchmark:
-        f"{BENCH}/ch4/detection/evaluate_partial_detector_{{method}}.tsv"
-    conda:
-        "../../envs/landscapes.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=240,
-    script:
-        "../../scripts/ch4/partial/evaluate_partial_detector.py"
-
-
-rule figure_4_2c:
-    input:
-        evals=expand(f"{DET_DIR}/partial/eval/{{method}}.json", method=partial_detection_methods()),
-    output:
-        png=figure("figure_4_2c"),
-        **table_outputs(map50="table_4_2c_map50"),
-    log:
-        f"{LOGS}/figures/figure_4_2c.log",
-    benchmark:
-        f"{BENCH}/figures/figure_4_2c.tsv"
-    conda:
-        "../../envs/landscapes.yaml"
-    threads: 1
-    script:
-        "../../scripts/ch4/partial/figure_4_2c.py"

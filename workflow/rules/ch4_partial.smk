@@ -1,14 +1,19 @@
-# Chapter 4a, Sec. 4.4.1: classification of partially observed images (Table 4.1, Fig. 4.2a).
+# Chapter 4, partial observation: classification (Sec. 4.4.1: Table 4.1, Figures 4.2a/b)
+# and detection (Sec. 4.4.2: Figure 4.2c). Observation ratios are
+# landscapes.pipeline.naming.Ratio objects throughout: `.wildcard` names files,
+# `.label` names table columns, and the jobs' settings receive the Ratio itself.
+
+
+include: "ch4_partial_helpers.smk"
 
 
 rule encode_partial_test:
     input:
         data=dataset_file(PARTIAL["dataset"]),
     output:
-        npz=f"{RES}/ch4/partial/test/ratio{{ratio}}.npz",
+        npz=f"{PARTIAL_DIR}/test/ratio{{ratio}}.npz",
     params:
-        ratio=lambda wc: "random" if wc.ratio == "random" else float(wc.ratio),
-        seed=config["seed"],
+        cfg=partial_encode_params,
     log:
         f"{LOGS}/ch4/partial/encode_ratio{{ratio}}.log",
     benchmark:
@@ -27,12 +32,12 @@ rule train_partial_classifier:
     input:
         data=dataset_file(PARTIAL["dataset"]),
     output:
-        model=f"{RES}/ch4/partial/models/{{method}}.pt",
-        metrics=f"{RES}/ch4/partial/models/{{method}}.json",
+        model=f"{PARTIAL_DIR}/models/{{method}}.pt",
+        metrics=f"{PARTIAL_DIR}/models/{{method}}.json",
     params:
         cfg=partial_train_params,
         # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint=f"{RES}/ch4/partial/models/{{method}}.ckpt",
+        checkpoint=f"{PARTIAL_DIR}/models/{{method}}.ckpt",
     log:
         f"{LOGS}/ch4/partial/train_{{method}}.log",
     benchmark:
@@ -52,11 +57,11 @@ rule train_autoencoder:
     input:
         data=dataset_file(PARTIAL["dataset"]),
     output:
-        model=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.pt",
-        metrics=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.json",
+        model=f"{PARTIAL_DIR}/autoencoders/ratio{{ratio}}.pt",
+        metrics=f"{PARTIAL_DIR}/autoencoders/ratio{{ratio}}.json",
     params:
         cfg=partial_autoencoder_params,
-        checkpoint=f"{RES}/ch4/partial/autoencoders/ratio{{ratio}}.ckpt",
+        checkpoint=f"{PARTIAL_DIR}/autoencoders/ratio{{ratio}}.ckpt",
     log:
         f"{LOGS}/ch4/partial/train_autoencoder_ratio{{ratio}}.log",
     benchmark:
@@ -76,10 +81,9 @@ rule evaluate_partial:
     input:
         unpack(partial_eval_inputs),
     output:
-        json=f"{RES}/ch4/partial/eval/{{method}}/ratio{{ratio}}.json",
+        json=f"{PARTIAL_DIR}/eval/{{method}}/ratio{{ratio}}.json",
     params:
-        batch_size=PARTIAL["eval_batch_size"],
-        device=config["device"],
+        cfg=partial_eval_params,
     log:
         f"{LOGS}/ch4/partial/eval_{{method}}_ratio{{ratio}}.log",
     benchmark:
@@ -97,17 +101,20 @@ rule evaluate_partial:
 
 rule time_partial:
     input:
-        direct=f"{RES}/ch4/partial/models/vgg16_ours.pt",
-        classifier=f"{RES}/ch4/partial/models/vgg16.pt",
+        direct=f"{PARTIAL_DIR}/models/vgg16_ours.pt",
+        classifier=f"{PARTIAL_DIR}/models/vgg16.pt",
         autoencoders=partial_autoencoders(),
-        tests=list(partial_timing_tests().values()),
+        tests=[partial_test_set(r) for r in partial_fixed_ratios()],
     output:
         **table_outputs(timings="figure_4_2b_timings"),
     params:
-        tests=partial_timing_tests(),
-        batch_size=PARTIAL["eval_batch_size"],
-        repeats=PARTIAL["timing_repeats"],
-        device=config["device"],
+        # TimingSettings: the ratios of the `tests` input, in its order.
+        cfg={
+            "ratios": partial_fixed_ratios(),
+            "batch_size": PARTIAL["eval_batch_size"],
+            "repeats": PARTIAL["timing_repeats"],
+            "device": config["device"],
+        },
     log:
         f"{LOGS}/ch4/partial/time_partial.log",
     benchmark:
@@ -126,9 +133,9 @@ rule time_partial:
 rule table_4_1:
     input:
         evals=expand(
-            f"{RES}/ch4/partial/eval/{{method}}/ratio{{ratio}}.json",
+            f"{PARTIAL_DIR}/eval/{{method}}/ratio{{ratio}}.json",
             method=partial_methods(),
-            ratio=[label.lower() if label == "Random" else label for label in partial_ratio_labels()],
+            ratio=[r.wildcard for r in partial_test_ratios()],
         ),
     output:
         **table_outputs(table_4_1="table_4_1"),
@@ -173,3 +180,94 @@ rule figure_4_2b:
     threads: 1
     script:
         "../../scripts/ch4/partial/figure_4_2b.py"
+
+
+rule partial_detection_data:
+    output:
+        data=directory(f"{PARTIAL_DET_DIR}/data"),
+    params:
+        cfg=partial_detection_data_params(),
+        ultralytics=lambda wc: ultralytics_dir("partial_detection_data"),
+    log:
+        f"{LOGS}/ch4/detection/partial_data.log",
+    benchmark:
+        f"{BENCH}/ch4/detection/partial_data.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    script:
+        "../../scripts/ch4/partial/partial_detection_data.py"
+
+
+rule train_partial_detector:
+    input:
+        data=rules.partial_detection_data.output.data,
+    output:
+        weights=f"{PARTIAL_DET_DIR}/models/{{method}}.pt",
+        metrics=f"{PARTIAL_DET_DIR}/models/{{method}}.json",
+    params:
+        cfg=partial_detector_params,
+        run_dir=lambda wc: f"{PARTIAL_DET_DIR}/runs/{wc.method}",
+        ultralytics=lambda wc: ultralytics_dir(f"train_partial_detector_{wc.method}"),
+    wildcard_constraints:
+        method="full|ours",
+    log:
+        f"{LOGS}/ch4/detection/train_partial_detector_{{method}}.log",
+    benchmark:
+        f"{BENCH}/ch4/detection/train_partial_detector_{{method}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=1440,
+    script:
+        "../../scripts/ch4/partial/train_partial_detector.py"
+
+
+rule evaluate_partial_detector:
+    input:
+        data=rules.partial_detection_data.output.data,
+        weights=f"{PARTIAL_DET_DIR}/models/{{method}}.pt",
+    output:
+        json=f"{PARTIAL_DET_DIR}/eval/{{method}}.json",
+    params:
+        cfg=partial_detector_eval_params,
+        run_dir=lambda wc: f"{PARTIAL_DET_DIR}/val/{wc.method}",
+        ultralytics=lambda wc: ultralytics_dir(f"evaluate_partial_detector_{wc.method}"),
+    wildcard_constraints:
+        method="full|ours",
+    log:
+        f"{LOGS}/ch4/detection/evaluate_partial_detector_{{method}}.log",
+    benchmark:
+        f"{BENCH}/ch4/detection/evaluate_partial_detector_{{method}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../../scripts/ch4/partial/evaluate_partial_detector.py"
+
+
+rule figure_4_2c:
+    input:
+        evals=expand(f"{PARTIAL_DET_DIR}/eval/{{method}}.json", method=partial_detection_methods()),
+    output:
+        png=figure("figure_4_2c"),
+        **table_outputs(map50="table_4_2c_map50"),
+    log:
+        f"{LOGS}/figures/figure_4_2c.log",
+    benchmark:
+        f"{BENCH}/figures/figure_4_2c.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch4/partial/figure_4_2c.py"

@@ -1,14 +1,17 @@
-"""Snakemake entry point: detect, track and classify on one coded-aperture fraction (Sec. 4.5.3)."""
+"""Detect, track and classify on one coded-aperture fraction (Sec. 4.5.3)."""
 
-from landscapes.ch4.detection.detection import evaluate_detection, ultralytics_offline
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.detection.tracking import EvaluationJob, evaluate_detection
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-ultralytics_offline(snakemake.params.ultralytics, threads=snakemake.threads)
-cfg = snakemake.params.cfg
-evaluate_detection(snakemake.input.videos, split=cfg["split"], fraction=cfg["fraction"],
-                   detector=snakemake.input.detector, classifier=snakemake.input.classifier,
-                   frames_per_code=cfg["frames_per_code"], exposure=cfg["exposure"], seed=cfg["seed"],
-                   imgsz=cfg["imgsz"], conf=cfg["conf"], iou=cfg["iou"], min_iou=cfg["match_iou"],
-                   tracker=cfg["tracker"], device=select_device(cfg["device"]), out_csv=snakemake.output.csv)
+
+def main(snakemake):
+    start_job(snakemake)
+    evaluate_detection(snakemake.input.videos, settings(EvaluationJob, snakemake.params.cfg),
+                       detector=snakemake.input.detector, classifier=snakemake.input.classifier,
+                       out_csv=snakemake.output.csv, config_dir=snakemake.params.ultralytics,
+                       threads=snakemake.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

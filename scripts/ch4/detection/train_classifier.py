@@ -1,12 +1,16 @@
-"""Snakemake entry point: train (stage base) or fine-tune (stage finetune) the crop ResNet-18 of Sec. 4.5.2."""
+"""Train (stage base) or fine-tune (stage finetune) the crop ResNet-18 of Sec. 4.5.2."""
 
-from landscapes.ch4.detection.detection import train_crop_classifier
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.detection.crops import ClassifierJob, train_crop_classifier
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-cfg = snakemake.params.cfg
-train_crop_classifier(snakemake.input.videos, splits=cfg["splits"], crops=cfg["crops"], train=cfg["train"],
-                      seed=cfg["seed"], device=select_device(cfg["device"]), model_path=snakemake.output.model,
-                      metrics_path=snakemake.output.metrics, weights=cfg["weights"],
-                      init=snakemake.input.init[0] if snakemake.input.get("init") else None)
+
+def main(snakemake):
+    start_job(snakemake)
+    init = snakemake.input.init[0] if snakemake.input.get("init") else None  # only the finetune stage starts from a model
+    train_crop_classifier(snakemake.input.videos, settings(ClassifierJob, snakemake.params.cfg),
+                          model_path=snakemake.output.model, metrics_path=snakemake.output.metrics, init=init)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

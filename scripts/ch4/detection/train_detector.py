@@ -1,16 +1,17 @@
-"""Snakemake entry point: train (stage base) or fine-tune (stage finetune) the YOLO detector of Sec. 4.5."""
+"""Train (stage base) or fine-tune (stage finetune) the YOLO detector of Sec. 4.5."""
 
-from landscapes.ch4.detection.detection import train_yolo, ultralytics_offline
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.detection.yolo import DetectorJob, train_detector
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-ultralytics_offline(snakemake.params.ultralytics, threads=snakemake.threads)
-cfg = snakemake.params.cfg
-model = snakemake.input.init[0] if snakemake.input.get("init") else cfg["model"]
-metrics = train_yolo(model, f"{snakemake.input.data}/data.yaml", run_dir=snakemake.params.run_dir,
-                     out_weights=snakemake.output.weights, epochs=cfg["epochs"], imgsz=cfg["imgsz"], batch=cfg["batch"],
-                     optimiser=cfg["optimiser"], extra_args=cfg["ultralytics_args"], seed=cfg["seed"],
-                     device=select_device(cfg["device"]))
-save_json(snakemake.output.metrics, metrics)
+
+def main(snakemake):
+    start_job(snakemake)
+    train_detector(settings(DetectorJob, snakemake.params.cfg), data_dir=snakemake.input.data,
+                   run_dir=snakemake.params.run_dir, weights=snakemake.output.weights,
+                   metrics=snakemake.output.metrics, config_dir=snakemake.params.ultralytics,
+                   threads=snakemake.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,14 +1,14 @@
-"""Snakemake entry point: the Sec. 4.5 videos, synthetic or a user's folder (docs/video_format.md)."""
+"""The Sec. 4.5 videos, synthetic or a user's folder (docs/video_format.md)."""
 
-from landscapes.pipeline.runtime import setup_logging
-from landscapes.ch4.detection.scenes import generate_dataset, import_folder
+from landscapes.ch4.detection.scenes import VideosJob, build_videos
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-log = setup_logging(snakemake.log[0])
-cfg = snakemake.params.scenes
-if cfg["source"] == "folder":
-    manifest = import_folder(cfg["path"], snakemake.output.videos)
-else:
-    manifest = generate_dataset(snakemake.output.videos, height=cfg["height"], width=cfg["width"], frames=cfg["frames"],
-                                multi_target_frames=cfg["multi_target_frames"], videos_per_class=cfg["videos_per_class"],
-                                truck_length=cfg["truck_length"], seed=snakemake.params.seed)
-log.info("videos: %s", manifest["videos"])
+
+def main(snakemake):
+    start_job(snakemake)
+    build_videos(settings(VideosJob, snakemake.params.cfg), snakemake.output.videos)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

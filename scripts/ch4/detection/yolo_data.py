@@ -1,10 +1,14 @@
-"""Snakemake entry point: the detector's images and labels (full frames plus PCE frames, Sec. 4.5.3)."""
+"""The detector's images and labels: full frames plus PCE frames (Sec. 4.5.3)."""
 
-from landscapes.ch4.detection.detection import build_detector_dataset
-from landscapes.pipeline.runtime import setup_logging
+from landscapes.ch4.detection.data import DetectorData, build_detector_dataset
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-setup_logging(snakemake.log[0])
-p = snakemake.params
-build_detector_dataset(snakemake.input.videos, snakemake.output.data, splits=p.splits, train_fractions=p.train_fractions,
-                       frames_per_code=p.frames_per_code, exposure=p.exposure, raw_stride=p.raw_stride,
-                       val_fraction=p.val_fraction, seed=p.seed)
+
+def main(snakemake):
+    start_job(snakemake)
+    build_detector_dataset(snakemake.input.videos, snakemake.output.data, settings(DetectorData, snakemake.params.cfg))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,17 +1,17 @@
-"""Snakemake entry point: accuracy and wall time of one method on one observed test set."""
+"""Accuracy and wall time of one method on one observed test set (a cell of Table 4.1)."""
 
-from landscapes.ch4.partial.classification import evaluate_partial
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.partial.evaluate import evaluate_method
+from landscapes.ch4.partial.settings import EvalSettings
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import select_device, start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-evaluate_partial(
-    snakemake.input.model,
-    snakemake.input.test,
-    method=snakemake.wildcards.method,
-    ratio=snakemake.wildcards.ratio,
-    batch_size=snakemake.params.batch_size,
-    device=select_device(snakemake.params.device),
-    out_path=snakemake.output.json,
-    autoencoder_paths=list(snakemake.input.get("autoencoders", [])),
-)
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(EvalSettings, snakemake.params.cfg)
+    evaluate_method(s, snakemake.input.model, snakemake.input.test, device=select_device(s.device),
+                    out_path=snakemake.output.json, autoencoder_paths=snakemake.input.get("autoencoders", []))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

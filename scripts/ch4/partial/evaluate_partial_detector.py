@@ -1,14 +1,17 @@
-"""Snakemake entry point: mAP50 of one Figure 4.2c detector at every test observation ratio."""
+"""mAP50 of one Figure 4.2c detector at every test observation ratio."""
 
-from landscapes.ch4.detection.detection import partial_map50, ultralytics_offline
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.partial.detection import DetectorEvalSettings, evaluate_partial_detector
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import select_device, start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-ultralytics_offline(snakemake.params.ultralytics, threads=snakemake.threads)
-cfg = snakemake.params.cfg
-records = partial_map50(snakemake.input.weights, f"{snakemake.input.data}/data.yaml", ratios=cfg["test_ratios"],
-                        imgsz=cfg["imgsz"], batch=cfg["batch"], seed=cfg["seed"], device=select_device(cfg["device"]),
-                        run_dir=snakemake.params.run_dir)
-save_json(snakemake.output.json, {"method": snakemake.wildcards.method, "records": records})
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(DetectorEvalSettings, snakemake.params.cfg)
+    evaluate_partial_detector(s, snakemake.input.weights, snakemake.input.data, device=select_device(s.device),
+                              run_dir=snakemake.params.run_dir, out_path=snakemake.output.json,
+                              config_dir=snakemake.params.ultralytics, threads=snakemake.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,13 +1,15 @@
-"""Snakemake entry point: the images of Figure 4.2c (synthetic multi-object scenes, or Pascal VOC 2007)."""
+"""The images of Figure 4.2c (synthetic multi-object scenes, or Pascal VOC 2007)."""
 
-from landscapes.ch4.detection.detection import build_partial_detection_data, ultralytics_offline
-from landscapes.pipeline.runtime import setup_logging
+from landscapes.ch4.partial.detection import DetectionDataSettings, partial_detection_data
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import start_job
 
-log = setup_logging(snakemake.log[0])
-ultralytics_offline(snakemake.params.ultralytics, threads=snakemake.threads)
-c = snakemake.params.cfg
-counts = build_partial_detection_data(snakemake.output.data, source=c["source"], num_train=c["num_train"],
-                                      num_val=c["num_val"], image_size=c["image_size"], max_objects=c["max_objects"],
-                                      truck_length=c["truck_length"], seed=snakemake.params.seed,
-                                      root=snakemake.params.root)
-log.info("%s", counts)
+
+def main(snakemake):
+    start_job(snakemake)
+    partial_detection_data(settings(DetectionDataSettings, snakemake.params.cfg), snakemake.output.data,
+                           config_dir=snakemake.params.ultralytics, threads=snakemake.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,22 +1,18 @@
-"""Snakemake entry point: Figure 4.2b's timings, direct vs reconstruct-then-classify, in one process."""
+"""Figure 4.2b's timings, direct vs reconstruct-then-classify, in one process."""
 
-from pathlib import Path
+from landscapes.ch4.partial.evaluate import time_direct_vs_recon
+from landscapes.ch4.partial.settings import TimingSettings
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import select_device, start_job
 
-from landscapes.pipeline.io import write_table
-from landscapes.ch4.partial.classification import time_direct_vs_recon
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-timings = time_direct_vs_recon(
-    snakemake.input.direct,
-    snakemake.input.classifier,
-    list(snakemake.input.autoencoders),
-    snakemake.params.tests,
-    batch_size=snakemake.params.batch_size,
-    repeats=snakemake.params.repeats,
-    device=select_device(snakemake.params.device),
-)
-write_table(timings, Path(snakemake.output.timings_csv).with_suffix(""),
-            caption="Figure 4.2b data: seconds to classify the test set, direct vs reconstruct-then-classify")
-log.info("\n%s", timings.to_string())
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(TimingSettings, snakemake.params.cfg)
+    i = snakemake.input
+    time_direct_vs_recon(s, i.direct, i.classifier, i.autoencoders, i.tests, device=select_device(s.device),
+                         csv_path=snakemake.output.timings_csv)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

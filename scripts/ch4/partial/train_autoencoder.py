@@ -1,19 +1,17 @@
-"""Snakemake entry point: train the denoising autoencoder of one observation ratio (Sec. 4.4.1)."""
+"""Train the denoising autoencoder of one observation ratio (Sec. 4.4.1's Recon baselines)."""
 
-from landscapes.ch4.partial.classification import train_autoencoder
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.partial.autoencoders import train_autoencoder
+from landscapes.ch4.partial.settings import AutoencoderSettings
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import select_device, start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-cfg = snakemake.params.cfg
-train_autoencoder(
-    snakemake.input.data,
-    ratio=cfg["ratio"],
-    width=cfg["width"],
-    train_cfg=cfg["train"],
-    seed=cfg["seed"],
-    device=select_device(cfg["device"]),
-    model_path=snakemake.output.model,
-    metrics_path=snakemake.output.metrics,
-    checkpoint_path=snakemake.params.checkpoint,
-)
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(AutoencoderSettings, snakemake.params.cfg)
+    train_autoencoder(s, snakemake.input.data, device=select_device(s.device), model_path=snakemake.output.model,
+                      metrics_path=snakemake.output.metrics, checkpoint_path=snakemake.params.checkpoint)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,16 +1,17 @@
-"""Snakemake entry point: a Figure 4.2c detector, on full images (full) or full plus partial ones (ours)."""
+"""A Figure 4.2c detector, on full images (full) or full plus partially observed ones (ours)."""
 
-from landscapes.ch4.detection.detection import partial_trainer, train_yolo, ultralytics_offline
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, set_threads, setup_logging
+from landscapes.ch4.partial.detection import DetectorSettings, train_partial_detector
+from landscapes.pipeline.config import settings
+from landscapes.pipeline.runtime import select_device, start_job
 
-setup_logging(snakemake.log[0])
-set_threads(snakemake.threads)
-ultralytics_offline(snakemake.params.ultralytics, threads=snakemake.threads)
-cfg = snakemake.params.cfg
-trainer = partial_trainer(cfg["train_ratios"], cfg["seed"]) if cfg["train_ratios"] else None
-metrics = train_yolo(cfg["model"], f"{snakemake.input.data}/data.yaml", run_dir=snakemake.params.run_dir,
-                     out_weights=snakemake.output.weights, epochs=cfg["epochs"], imgsz=cfg["imgsz"], batch=cfg["batch"],
-                     optimiser=cfg["optimiser"], extra_args=cfg["ultralytics_args"], seed=cfg["seed"],
-                     device=select_device(cfg["device"]), trainer=trainer)
-save_json(snakemake.output.metrics, {**metrics, "train_ratios": cfg["train_ratios"]})
+
+def main(snakemake):
+    start_job(snakemake)
+    s = settings(DetectorSettings, snakemake.params.cfg)
+    train_partial_detector(s, snakemake.input.data, device=select_device(s.device), run_dir=snakemake.params.run_dir,
+                           weights=snakemake.output.weights, metrics=snakemake.output.metrics,
+                           config_dir=snakemake.params.ultralytics, threads=snakemake.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

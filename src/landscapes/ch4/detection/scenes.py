@@ -1,215 +1,58 @@
-"""Synthetic coded-aperture-camera truck videos and the on-disk video format (thesis Sec. 4.5.1).
+"""Synthetic coded-aperture-camera truck videos (thesis Sec. 4.5.1).
 
 The thesis's short-wave IR videos of three pickup trucks (Ram, Silverado, Frontier)
 driving in a parking lot are private. This module makes seeded grey-level videos that
 pose the same problem: a textured parking lot (asphalt grain, stall lines, stains,
 column fixed-pattern noise), slow illumination drift and sensor noise; one truck per
-video driving a smooth path at 30 frames/s; three truck classes that differ in
-silhouette (bed length, cab shape, hood height, aspect) and internal pattern
-(stripes, bars, checks), never in brightness (paint is drawn per video, whatever the
-class). A "day 1" set is for training and a "day 2" set for testing (other
+video driving a smooth path at 30 frames/s; three truck classes
+(:mod:`landscapes.ch4.detection.trucks`) whose paint is drawn per video, whatever the
+class. A "day 1" set is for training and a "day 2" set for testing (other
 backgrounds, lighting, noise and paths), and two multi-target videos show all three
 trucks driving between the lot (near, large) and a remote spot (far, small).
 
-Every video is written in the format documented in ``docs/video_format.md`` (and in
-:func:`write_video`), so real videos in that format run through the same rules::
-
-    <root>/manifest.json                  format, classes, fps, split of every video
-    <root>/<video>/frames/000000.png ...  8-bit greyscale frames, one PNG per frame
-    <root>/<video>/boxes.csv              frame,track,class,x0,y0,x1,y1 (pixels)
-
-Boxes are in continuous pixel coordinates: pixel (row i, column j) covers
-``[j, j + 1) x [i, i + 1)``, so a box spans ``x0 <= x < x1`` and ``y0 <= y < y1``.
+Every video is written in the format of docs/video_format.md
+(:mod:`landscapes.ch4.detection.video_io`), so real videos in that format run
+through the same rules.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy.ndimage import gaussian_filter
 
-from landscapes.pipeline.io import atomic_path
+from landscapes.ch4.detection.boxes import box_iou
+from landscapes.ch4.detection.trucks import CLASSES, SHAPES, draw_truck
+from landscapes.ch4.detection.video_io import Targets, Video, import_folder, write_manifest, write_video
 
 log = logging.getLogger(__name__)
 
-FORMAT = "landscapes-video/1"
-# Synthetic stand-ins named after the thesis's three pickups, so the thesis's columns line up.
-CLASSES = ("silverado", "ram", "frontier")
-SPLITS = ("train", "test", "finetune", "multi_test")
-BOX_COLUMNS = ("frame", "track", "class", "x0", "y0", "x1", "y1")
-SUPERSAMPLE = 4  # sub-pixel samples per axis when rasterising a truck (smooth sub-pixel motion)
 MIN_VISIBLE = 0.25  # a box clipped by the frame edge is labelled only if this share of it stays inside
 
 
-# ---- data types -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SceneSettings:
+    """The videos (``ch4.detection.scenes``): synthetic ones of this size, or a user's folder (``path``)."""
 
-
-@dataclass(frozen=True, eq=False)
-class Targets:
-    """Ground truth of a video: one row per (frame, target) with a box ``(x0, y0, x1, y1)``."""
-
-    frame: np.ndarray  # (n,) int64
-    track: np.ndarray  # (n,) int64, constant along one target's life
-    cls: np.ndarray  # (n,) int64 index into the class list
-    box: np.ndarray  # (n, 4) float64
-
-    def __post_init__(self):
-        n = len(self.frame)
-        if not (len(self.track) == len(self.cls) == n and self.box.shape == (n, 4)):
-            raise ValueError("Targets arrays must have matching lengths and boxes of shape (n, 4)")
-
-    def at(self, frame: int) -> "Targets":
-        keep = self.frame == frame
-        return Targets(self.frame[keep], self.track[keep], self.cls[keep], self.box[keep])
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    @staticmethod
-    def empty() -> "Targets":
-        z = np.zeros(0, np.int64)
-        return Targets(z, z.copy(), z.copy(), np.zeros((0, 4)))
-
-    @staticmethod
-    def concat(parts: list["Targets"]) -> "Targets":
-        if not parts:
-            return Targets.empty()
-        return Targets(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("frame", "track", "cls", "box")))
-
-
-@dataclass(frozen=True, eq=False)
-class Video:
-    """Frames ``(T, H, W)`` uint8 and their ground truth."""
-
-    name: str
-    frames: np.ndarray = field(repr=False)
-    targets: Targets = field(repr=False)
-    fps: float = 30.0
-
-
-# ---- truck classes ----------------------------------------------------------------------
-# Side views in unit coordinates: u from the tailgate (0) to the front bumper (1), v from
-# the roof (0) to the ground (1). Each silhouette touches all four edges of the unit
-# square, so a truck's bounding box is exactly the rectangle it is drawn into.
+    source: str
+    path: str | None
+    height: int
+    width: int
+    frames: int
+    multi_target_frames: int
+    videos_per_class: int
+    truck_length: float
 
 
 @dataclass(frozen=True)
-class TruckShape:
-    body: tuple[tuple[float, float], ...]
-    windows: tuple[tuple[tuple[float, float], ...], ...]
-    wheels_u: tuple[float, float]
-    aspect: float  # height / length
-    length: float  # length relative to the longest class
-    pattern: str
-
-
-SHAPES: dict[str, TruckShape] = {
-    # long bed, boxy upright cab, tall flat hood, horizontal stripes
-    "silverado": TruckShape(
-        body=((0, 0.42), (0.56, 0.42), (0.58, 0.0), (0.80, 0.0), (0.84, 0.30), (1.0, 0.34), (1.0, 0.80), (0, 0.80)),
-        windows=(((0.61, 0.07), (0.78, 0.07), (0.81, 0.28), (0.61, 0.28)),),
-        wheels_u=(0.18, 0.82),
-        aspect=0.40,
-        length=1.0,
-        pattern="stripes",
-    ),
-    # short bed, raised cab with raked windshield, high stepped hood, vertical bars
-    "ram": TruckShape(
-        body=((0, 0.50), (0.46, 0.50), (0.49, 0.02), (0.66, 0.0), (0.78, 0.22), (1.0, 0.26), (1.0, 0.80), (0, 0.80)),
-        windows=(((0.52, 0.07), (0.65, 0.06), (0.74, 0.24), (0.52, 0.24)),),
-        wheels_u=(0.17, 0.80),
-        aspect=0.47,
-        length=0.95,
-        pattern="bars",
-    ),
-    # compact crew cab with a rounded roof, low hood, two side windows, checks
-    "frontier": TruckShape(
-        body=((0, 0.48), (0.38, 0.48), (0.42, 0.08), (0.50, 0.0), (0.66, 0.0), (0.80, 0.42), (1.0, 0.48),
-              (1.0, 0.80), (0, 0.80)),
-        windows=(((0.45, 0.10), (0.55, 0.08), (0.55, 0.38), (0.45, 0.38)), ((0.58, 0.08), (0.66, 0.08), (0.75, 0.38), (0.58, 0.38))),
-        wheels_u=(0.20, 0.82),
-        aspect=0.44,
-        length=0.82,
-        pattern="checks",
-    ),
-}
-
-
-def _inside_polygon(u: np.ndarray, v: np.ndarray, poly) -> np.ndarray:
-    """Even-odd rule point-in-polygon test, vectorised over sample points."""
-    inside = np.zeros(u.shape, dtype=bool)
-    pts = list(poly)
-    for (ua, va), (ub, vb) in zip(pts, pts[1:] + pts[:1]):
-        crosses = (va > v) != (vb > v)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u_cross = ua + (v - va) * (ub - ua) / (vb - va)
-        inside ^= crosses & (u < u_cross)
-    return inside
-
-
-def truck_appearance(shape: TruckShape, u: np.ndarray, v: np.ndarray, *, paint: float, contrast: float):
-    """Coverage (bool) and grey level of a truck at unit coordinates ``(u, v)``.
-
-    Body = polygon in paint colour modulated by the class's pattern; windows darker;
-    two wheels (round in pixels: radius 0.2 in v is ``0.2 * aspect`` in u) reaching v = 1.
-    """
-    body = _inside_polygon(u, v, shape.body)
-    level = np.full(u.shape, paint)
-    if shape.pattern == "stripes":
-        wave = np.sign(np.sin(2 * np.pi * v * 5.0))
-    elif shape.pattern == "bars":
-        wave = np.sign(np.sin(2 * np.pi * u * 7.0))
-    else:
-        wave = np.sign(np.sin(2 * np.pi * u * 6.0) * np.sin(2 * np.pi * v * 4.0))
-    level = level + contrast * wave
-    window = np.zeros(u.shape, dtype=bool)
-    for poly in shape.windows:
-        window |= _inside_polygon(u, v, poly)
-    level = np.where(window, 0.5 * paint + 0.05, level)
-    wheel = np.zeros(u.shape, dtype=bool)
-    hub = np.zeros(u.shape, dtype=bool)
-    ru = 0.2 * shape.aspect
-    for uc in shape.wheels_u:
-        r2 = ((u - uc) / ru) ** 2 + ((v - 0.8) / 0.2) ** 2
-        wheel |= r2 <= 1.0
-        hub |= r2 <= 0.3
-    level = np.where(wheel, np.where(hub, 0.55, 0.08), level)
-    return body | wheel, np.clip(level, 0.0, 1.0)
-
-
-def draw_truck(canvas: np.ndarray, box, shape: TruckShape, *, facing_right: bool, paint: float, contrast: float) -> None:
-    """Rasterise a truck into ``canvas`` (H, W floats, in place) with anti-aliased edges.
-
-    ``box`` is the unclipped rectangle ``(x0, y0, x1, y1)`` the silhouette fills; each
-    pixel averages ``SUPERSAMPLE**2`` point samples, so sub-pixel motion is smooth.
-    """
-    h, w = canvas.shape
-    x0, y0, x1, y1 = box
-    j0, j1 = max(0, math.floor(x0)), min(w, math.ceil(x1))
-    i0, i1 = max(0, math.floor(y0)), min(h, math.ceil(y1))
-    if j1 <= j0 or i1 <= i0:
-        return
-    offsets = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE
-    xs = (np.arange(j0, j1)[:, None] + offsets[None, :]).ravel()
-    ys = (np.arange(i0, i1)[:, None] + offsets[None, :]).ravel()
-    u = (xs[None, :] - x0) / (x1 - x0)
-    v = (ys[:, None] - y0) / (y1 - y0)
-    u, v = np.broadcast_arrays(u if facing_right else 1.0 - u, v)
-    covered, level = truck_appearance(shape, u, v, paint=paint, contrast=contrast)
-    s = SUPERSAMPLE
-    ni, nj = i1 - i0, j1 - j0
-    alpha = covered.reshape(ni, s, nj, s).mean(axis=(1, 3))
-    value = (covered * level).reshape(ni, s, nj, s).mean(axis=(1, 3))
-    region = canvas[i0:i1, j0:j1]
-    canvas[i0:i1, j0:j1] = region * (1.0 - alpha) + value
+class VideosJob:
+    scenes: SceneSettings
+    seed: int
 
 
 # ---- scene conditions ---------------------------------------------------------------------
@@ -434,7 +277,7 @@ def still_scenes(
             for _attempt in range(20):
                 x0, y0 = rng.uniform(0, width - length), rng.uniform(0, height - h)
                 box = np.array([x0, y0, x0 + length, y0 + h])
-                if all(_iou(box, other) <= 0.3 for other in placed):
+                if all(box_iou(box, other)[0, 0] <= 0.3 for other in placed):
                     paint, contrast = _paint(rng)
                     draw_truck(canvas, box, shape, facing_right=bool(rng.random() < 0.5), paint=paint, contrast=contrast)
                     placed.append(box)
@@ -447,114 +290,6 @@ def still_scenes(
         labels.append(Targets(np.full(n, i, np.int64), np.arange(n, dtype=np.int64), np.array(cls_list, np.int64),
                               np.array(placed, np.float64).reshape(n, 4)))
     return images, labels
-
-
-def _iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-# ---- the on-disk format --------------------------------------------------------------------
-
-
-def write_video(video: Video, folder: str | os.PathLike, classes=CLASSES) -> None:
-    """Write ``video`` as ``folder/frames/%06d.png`` (8-bit grey) plus ``folder/boxes.csv``.
-
-    ``boxes.csv`` has one row per (frame, target): ``frame`` (0-based index of the PNG),
-    ``track`` (an id constant along one target's life), ``class`` (a name from the
-    manifest's class list), and the box ``x0,y0,x1,y1`` in pixels. Frames with no
-    row show no target.
-    """
-    from PIL import Image
-
-    folder = Path(folder)
-    (folder / "frames").mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(video.frames):
-        Image.fromarray(frame, mode="L").save(folder / "frames" / f"{t:06d}.png", optimize=False)
-    tg = video.targets
-    df = pd.DataFrame({
-        "frame": tg.frame, "track": tg.track, "class": [classes[c] for c in tg.cls],
-        "x0": tg.box[:, 0], "y0": tg.box[:, 1], "x1": tg.box[:, 2], "y1": tg.box[:, 3],
-    })
-    with atomic_path(folder / "boxes.csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.3f")
-
-
-class VideoFormatError(ValueError):
-    """A video folder does not follow docs/video_format.md; the message names the file."""
-
-
-def read_manifest(root: str | os.PathLike) -> dict:
-    root = Path(root)
-    path = root / "manifest.json"
-    if not path.exists():
-        raise VideoFormatError(f"{path}: missing (see docs/video_format.md)")
-    manifest = json.loads(path.read_text())
-    for key in ("format", "classes", "fps", "videos"):
-        if key not in manifest:
-            raise VideoFormatError(f"{path}: missing key {key!r}")
-    if manifest["format"] != FORMAT:
-        raise VideoFormatError(f"{path}: format {manifest['format']!r} is not {FORMAT!r}")
-    for name, split in manifest["videos"].items():
-        if split not in SPLITS:
-            raise VideoFormatError(f"{path}: video {name!r} has split {split!r}; use one of {SPLITS}")
-    missing = [s for s in ("train", "test") if s not in manifest["videos"].values()]
-    if missing:
-        raise VideoFormatError(f"{path}: no video in split(s) {missing}")
-    return manifest
-
-
-def videos_in(manifest: dict, split: str) -> list[str]:
-    return sorted(name for name, s in manifest["videos"].items() if s == split)
-
-
-def read_video(root: str | os.PathLike, name: str, manifest: dict | None = None) -> Video:
-    """Read one video of a dataset folder; errors name the offending file."""
-    from PIL import Image
-
-    root = Path(root)
-    manifest = manifest or read_manifest(root)
-    classes = list(manifest["classes"])
-    folder = root / name
-    pngs = sorted((folder / "frames").glob("*.png"))
-    if not pngs:
-        raise VideoFormatError(f"{folder / 'frames'}: no PNG frames")
-    frames = []
-    for p in pngs:
-        with Image.open(p) as im:
-            frames.append(np.asarray(im.convert("L"), dtype=np.uint8))
-    if len({f.shape for f in frames}) != 1:
-        raise VideoFormatError(f"{folder / 'frames'}: frames differ in size")
-    frames_arr = np.stack(frames)
-    csv = folder / "boxes.csv"
-    if not csv.exists():
-        raise VideoFormatError(f"{csv}: missing")
-    df = pd.read_csv(csv)
-    if list(df.columns) != list(BOX_COLUMNS):
-        raise VideoFormatError(f"{csv}: columns {list(df.columns)} are not {list(BOX_COLUMNS)}")
-    unknown = sorted(set(df["class"]) - set(classes))
-    if unknown:
-        raise VideoFormatError(f"{csv}: classes {unknown} are not in the manifest's {classes}")
-    t, h, w = frames_arr.shape
-    box = df[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
-    bad = (df["frame"] < 0) | (df["frame"] >= t) | (box[:, 0] >= box[:, 2]) | (box[:, 1] >= box[:, 3])
-    bad |= (box[:, 0] < -0.5) | (box[:, 1] < -0.5) | (box[:, 2] > w + 0.5) | (box[:, 3] > h + 0.5)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise VideoFormatError(f"{csv}: row {row + 2} has a frame outside 0..{t - 1} or a box outside the {w}x{h} frame")
-    targets = Targets(df["frame"].to_numpy(np.int64), df["track"].to_numpy(np.int64),
-                      np.array([classes.index(c) for c in df["class"]], np.int64), box)
-    return Video(name, frames_arr, targets, float(manifest["fps"]))
-
-
-def _write_manifest(root: Path, videos: dict[str, str], classes, fps: float, extra: dict | None = None) -> dict:
-    manifest = {"format": FORMAT, "classes": list(classes), "fps": fps, "videos": videos, **(extra or {})}
-    with atomic_path(root / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
 
 
 def generate_dataset(
@@ -587,7 +322,7 @@ def generate_dataset(
                 video_seed = seed * 100_003 + day * 10_007 + cls * 101 + k
                 video = single_truck_video(name, cls, day=day, frames=frames, seed=video_seed,
                                            paint=truck_paint(seed, cls, k), **common)
-                write_video(video, root / name)
+                write_video(video, root / name, CLASSES)
                 splits[name] = split
     if multi_target_frames > 0:
         for day, split in ((1, "finetune"), (2, "multi_test")):
@@ -595,21 +330,21 @@ def generate_dataset(
             video = multi_truck_video(name, day=day, frames=multi_target_frames, seed=seed * 100_003 + day * 10_007 + 7_777,
                                       paints=[truck_paint(seed, cls, 0) for cls in range(len(CLASSES))],
                                       **common)
-            write_video(video, root / name)
+            write_video(video, root / name, CLASSES)
             splits[name] = split
-    manifest = _write_manifest(root, splits, CLASSES, fps, {"generator": "landscapes.ch4.detection.scenes", "seed": seed})
+    manifest = write_manifest(root, splits, CLASSES, fps, {"generator": "landscapes.ch4.detection.scenes", "seed": seed})
     log.info("wrote %d synthetic videos (%dx%d, %d frames each) under %s", len(splits), height, width, frames, root)
     return manifest
 
 
-def import_folder(src: str | os.PathLike, dst: str | os.PathLike) -> dict:
-    """Check a user's video folder against the format (every video is read) and copy it to ``dst``."""
-    src, dst = Path(src), Path(dst)
-    manifest = read_manifest(src)
-    for name in manifest["videos"]:
-        video = read_video(src, name, manifest)
-        log.info("%s: %d frames of %dx%d, %d labelled boxes", name, *video.frames.shape, len(video.targets))
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
+def build_videos(job: VideosJob, out_dir) -> dict:
+    """The ``detection_videos`` job: a user's folder checked and copied, or the synthetic set written."""
+    s = job.scenes
+    if s.source == "folder":
+        manifest = import_folder(s.path, out_dir)
+    else:
+        manifest = generate_dataset(out_dir, height=s.height, width=s.width, frames=s.frames,
+                                    multi_target_frames=s.multi_target_frames, videos_per_class=s.videos_per_class,
+                                    truck_length=s.truck_length, seed=job.seed)  # fmt: skip
+    log.info("videos: %s", manifest["videos"])
     return manifest
