@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from bench_flatness import CE, REPO, hvps_to_accuracy, load_mnist
 
+from landscapes.ch3.train import load_minimum
 from landscapes.core.flatness import riemannian_spectral_norm
-from landscapes.ch3.minima import load_minimum
 from landscapes.core.models import build_model
 
 

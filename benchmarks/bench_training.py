@@ -7,7 +7,7 @@ same 28x28 uint8 images. The baseline is what most research code does: a
 ``torch.utils.data.Dataset`` that returns one PIL image per index (exactly like
 ``torchvision.datasets.MNIST.__getitem__``) through ``transforms.ToTensor()``, batched by
 a ``DataLoader`` (``--workers`` processes, 0 by default). Ours keeps the images as one
-uint8 tensor and slices shuffled batches from it (``train_classifier``). Images are
+uint8 tensor and slices shuffled batches from it (``fit``). Images are
 random (throughput does not depend on content); ``--mnist`` reads the real MNIST npz.
 Prints samples/s for each and the ratio, best of ``--repeats`` epochs after a warm-up.
 """
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from landscapes.core.models import build_model
-from landscapes.core.train import Optimiser, train_classifier
+from landscapes.core.train import Optimiser, fit
 
 
 class PilImages(Dataset):
@@ -94,7 +94,7 @@ def main() -> None:
     ours = []
     for r in range(args.repeats + 1):
         t0 = time.perf_counter()
-        train_classifier(model, x, y, epochs=1, batch_size=args.batch_size, optimiser=opt_cfg, seed=r, progress=False)
+        fit(model, x, y, epochs=1, batch_size=args.batch_size, optimiser=opt_cfg, seed=r, progress=False)
         if r:  # the first is the warm-up
             ours.append(time.perf_counter() - t0)
 

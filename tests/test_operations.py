@@ -22,6 +22,8 @@ import pytest
 import torch
 import yaml
 
+from landscapes.pipeline.config import validate_config
+
 from conftest import REPO
 from landscapes.pipeline.gpus import claim_gpu, release_gpu
 from landscapes.pipeline.io import save_checkpoint
@@ -179,8 +181,9 @@ def test_report_includes_the_run_configuration(report, finished):
     block = re.search(r"<pre[^>]*>(.*?)</pre>", text, re.S)
     assert block, "no configuration block in the workflow description"
     shown = json.loads(html.unescape(block.group(1)))
-    # The merged configuration: tiny.yaml's values over config.yaml's, every key present.
-    base = yaml.safe_load((finished / "config.yaml").read_text())
+    # The merged configuration: tiny.yaml's values over config.yaml's, every key present,
+    # with the schema's defaults filled in.
+    base = validate_config(yaml.safe_load((finished / "config.yaml").read_text()))
     assert set(shown) == set(base)
     assert shown["preset"] == "tiny"
     assert shown["ch4"]["partial"]["train"]["batch_size"] == 48

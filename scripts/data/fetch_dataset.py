@@ -1,19 +1,19 @@
-"""Snakemake entry point: materialise one data set as a standardised .npz (rule ``dataset``)."""
+"""Materialise one data set as a standardised .npz (rule ``dataset``)."""
 
 from landscapes.core.datasets import materialise
-from landscapes.pipeline.runtime import setup_logging
+from landscapes.pipeline.runtime import start_job
 
-log = setup_logging(snakemake.log[0])  # noqa: F821 (Snakemake injects `snakemake`)
-spec = snakemake.params.spec  # noqa: F821
-meta = materialise(
-    snakemake.wildcards.dataset,  # noqa: F821
-    snakemake.output.npz,  # noqa: F821
-    source=spec["source"],
-    root=spec.get("root"),
-    path=spec.get("path"),
-    seed=snakemake.params.seed,  # noqa: F821
-)
-log.info("%d train / %d test images in %.1f s", meta["n_train"], meta["n_test"], meta["seconds"])
-log.info("label counts: train %s, test %s", meta["train_label_counts"], meta["test_label_counts"])
-for line in meta["checksums_verified"] or ["none (no checksums apply, or raw files reused from root)"]:
-    log.info("checksum verified: %s", line)
+
+def main(snakemake):
+    log = start_job(snakemake)
+    spec = snakemake.params.spec
+    meta = materialise(snakemake.wildcards.dataset, snakemake.output.npz, source=spec["source"], root=spec["root"],
+                       path=spec["path"], seed=snakemake.params.seed)  # fmt: skip
+    log.info("%d train / %d test images in %.1f s", meta["n_train"], meta["n_test"], meta["seconds"])
+    log.info("label counts: train %s, test %s", meta["train_label_counts"], meta["test_label_counts"])
+    for line in meta["checksums_verified"] or ["none (no checksums apply, or raw files reused from root)"]:
+        log.info("checksum verified: %s", line)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,109 @@
+"""The package's layout stays as docs/architecture.md describes it: layers import only
+downwards, chapters are independent, modules stay small, imports sit at the top, and the
+thesis-item table points at rules, scripts and functions that exist."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PACKAGE = REPO / "src" / "landscapes"
+# Lower rank = lower layer; a module may import only its own rank or lower.
+RANKS = {"pipeline": 0, "core": 1, "ch2": 2, "ch3": 2, "ch4": 2}
+MAX_LINES = 420  # "about 400"
+# Imports that may sit inside a function: optional or slow dependencies, each with a reason in place.
+LAZY_ALLOWED = {"ultralytics", "matplotlib"}
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    return ".".join(("landscapes", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def _imports(tree: ast.AST):
+    """(imported module, is inside a function, line number) for every import statement."""
+    parents = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            up, nested = parents.get(node), False
+            while up is not None:
+                nested |= isinstance(up, (ast.FunctionDef, ast.AsyncFunctionDef))
+                up = parents.get(up)
+            for name in names:
+                yield name, nested, node.lineno
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "landscapes" and parts[1] in RANKS else None
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_its_layer_or_lower_and_no_other_chapter(path):
+    here = _layer(_name(path))
+    if here is None:
+        return
+    for imported, _, _ in _imports(ast.parse(path.read_text())):
+        there = _layer(imported)
+        if there is None:
+            continue
+        assert RANKS[there] <= RANKS[here], f"{_name(path)} imports {imported}: a higher layer"
+        if RANKS[here] == RANKS[there] == 2:
+            assert there == here, f"{_name(path)} imports {imported}: chapters are independent"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_is_small_and_imports_at_the_top(path):
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_LINES, f"{path.name}: {len(text.splitlines())} lines"
+    lines = text.splitlines()
+    for name, nested, lineno in _imports(ast.parse(text)):
+        if not nested:
+            continue
+        assert name.split(".")[0] in LAZY_ALLOWED, f"{_name(path)}:{lineno} imports {name} inside a function"
+        # the reason, on the import's line or on the one before (a statement may span lines)
+        assert "#" in lines[lineno - 1] or "#" in lines[lineno - 2], f"{_name(path)}:{lineno}: say why {name} is imported here"
+
+
+def test_the_layer_rule_can_fail():
+    tree = ast.parse("def f():\n    from landscapes.ch3.train import fit\n")
+    ((imported, nested, _),) = _imports(tree)
+    assert nested and RANKS[_layer(imported)] > RANKS["core"]
+
+
+# ---- docs/architecture.md: thesis item -> rule -> script -> function -----------------------
+
+ROW = re.compile(r"^\| (?P<item>[^|]+) \| `(?P<rule>\w+)` \| `(?P<smk>[\w/.]+\.smk)` \| `(?P<script>[\w/.]+\.py)` \| `(?P<function>[\w.]+)` \|$")
+
+
+def _rows():
+    rows = [m.groupdict() for line in (REPO / "docs" / "architecture.md").read_text().splitlines() if (m := ROW.match(line))]
+    assert len(rows) >= 20, "docs/architecture.md lost its thesis-item table"
+    return rows
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: r["item"].strip())
+def test_architecture_table_points_at_what_exists(row):
+    smk = (REPO / row["smk"]).read_text()
+    rule = re.search(rf"^rule {row['rule']}:\n(?P<body>(?:[ \t]+.*\n|\n)+)", smk, re.M)
+    assert rule, f"rule {row['rule']} is not in {row['smk']}"
+    assert f'"../../{row["script"]}"' in rule["body"], f"rule {row['rule']} does not run {row['script']}"
+    module, _, function = row["function"].rpartition(".")
+    assert hasattr(importlib.import_module(module), function), f"{row['function']} does not exist"
+    script = (REPO / row["script"]).read_text()
+    assert re.search(rf"from {re.escape(module)} import [^\n]*\b{function}\b", script), (
+        f"{row['script']} does not call {row['function']}"
+    )
