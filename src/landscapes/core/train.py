@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from landscapes.pipeline.io import load_checkpoint, save_checkpoint, save_model
 
@@ -251,6 +252,4 @@ def fit(
 def _progress(iterable, total, initial, enabled):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, total=total, initial=initial, desc="epoch", unit="ep", mininterval=1.0)
