@@ -36,7 +36,8 @@ def _train(tmp_path, data, **kw):
                optimiser={"name": "adam", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0,
                           "step_size": 0, "gamma": 1.0},
                checkpoint_every=1, device="cpu")  # fmt: skip
-    paths = dict(model_path=tmp_path / "m.pt", metrics_path=tmp_path / "m.json", checkpoint_path=tmp_path / "m.ckpt")
+    paths = dict(model_path=tmp_path / "m.pt", metrics_path=tmp_path / "m.json", checkpoint_path=tmp_path / "m.ckpt",
+                 snapshot_dir=None)
     for key in list(kw):
         if key in paths:
             paths[key] = kw.pop(key)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.train import Optimiser, evaluate, fit
+from landscapes.core.train import ForeignRunError, Optimiser, evaluate, fit
 
 
 def _data(n=96, seed=0):
@@ -58,13 +58,29 @@ def test_resumed_run_ends_with_same_weights_as_uninterrupted(tmp_path):
         assert torch.equal(p, q)
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+def test_checkpoint_of_other_settings_fails_before_training_and_is_kept(tmp_path):
     x, y = _data()
     fit(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
                      checkpoint_path=tmp_path / "c.pt", fingerprint="a", progress=False)
-    result = fit(_model(), x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
-                              checkpoint_path=tmp_path / "c.pt", fingerprint="b", progress=False)
-    assert len(result.history) == 2  # started from scratch, not resumed at epoch 2
+    before = (tmp_path / "c.pt").read_bytes()
+    model = _model()
+    start = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ForeignRunError, match="other settings.*delete it"):
+        fit(model, x, y, epochs=2, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3,
+            checkpoint_path=tmp_path / "c.pt", fingerprint="b", progress=False)
+    assert (tmp_path / "c.pt").read_bytes() == before  # never overwritten by the other run
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), start))  # nothing trained
+
+
+def test_after_epoch_sees_each_record_and_does_not_change_training():
+    x, y = _data()
+    seen = []
+    model = _model()
+    fit(model, x, y, epochs=3, batch_size=16, optimiser=Optimiser(lr=0.1), seed=3, transform=_noisy,
+        after_epoch=lambda m, history: seen.append((m is model, history[-1]["epoch"])), progress=False)
+    plain, _ = _run(epochs=3)
+    assert seen == [(True, 1), (True, 2), (True, 3)]
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), plain.parameters()))
 
 
 def test_nan_loss_fails_loudly():

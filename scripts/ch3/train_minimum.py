@@ -10,7 +10,8 @@ def main(snakemake):
     start_job(snakemake)
     run = settings(RunSettings, snakemake.params.cfg)
     train_minimum(snakemake.input.data, run, device=select_device(run.device), model_path=snakemake.output.model,
-                  metrics_path=snakemake.output.metrics, checkpoint_path=snakemake.params.checkpoint)  # fmt: skip
+                  metrics_path=snakemake.output.metrics, checkpoint_path=snakemake.params.checkpoint,
+                  snapshot_dir=snakemake.params.snapshots)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ rule train_minimum:
         metrics=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.json",
     params:
         cfg=minima_train_params,
-        # Not an output: it must survive a killed job so the rerun resumes from it.
+        # Not outputs: they must survive a killed job so the rerun resumes from them.
         checkpoint=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.ckpt",
+        snapshots=minima_snapshot_dir,
     log:
         f"{LOGS}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.log",
     benchmark:
@@ -118,6 +119,69 @@ rule measure_minimum:
         runtime=by_attempt(240),
     script:
         "../../scripts/ch3/measure_minimum.py"
+
+
+# ---- Beyond the thesis: flatness along the training path, at the snapshots each run
+# saved the first time its training CE fell below 1e-1, 1e-2, ... (ch3.minima.path).
+
+
+rule measure_path:
+    input:
+        metrics=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.json",
+        data=minima_row_dataset,
+    output:
+        json=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}_path/flatness_ce{{threshold}}.json",
+    wildcard_constraints:
+        threshold="1e-[0-9]+",
+    params:
+        cfg=minima_path_measure_params,
+        snapshots=minima_snapshot_dir,
+    log:
+        f"{LOGS}/ch3/minima/measure_path_{{row}}_{{batch}}_seed{{seed}}_ce{{threshold}}.log",
+    benchmark:
+        f"{BENCH}/ch3/minima/measure_path_{{row}}_{{batch}}_seed{{seed}}_ce{{threshold}}.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    script:
+        "../../scripts/ch3/measure_path.py"
+
+
+rule table_3_path:
+    input:
+        flatness=minima_path_runs(),
+    output:
+        **table_outputs(table_3_path="table_3_path", runs="table_3_path_runs"),
+    log:
+        f"{LOGS}/ch3/table_3_path.log",
+    benchmark:
+        f"{BENCH}/ch3/table_3_path.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch3/table_3_path.py"
+
+
+rule figure_3_path:
+    input:
+        path_runs=f"{RES}/tables/table_3_path_runs.csv",
+        minima_runs=f"{RES}/tables/table_3_7_runs.csv",
+    output:
+        figure_3_path=figure("figure_3_path"),
+    log:
+        f"{LOGS}/ch3/figure_3_path.log",
+    benchmark:
+        f"{BENCH}/ch3/figure_3_path.tsv"
+    conda:
+        "../../envs/landscapes.yaml"
+    threads: 1
+    script:
+        "../../scripts/ch3/figure_3_path.py"
 
 
 rule ch3_settings_tables:

@@ -5,11 +5,14 @@ INVARIANCE = CH3["invariance"]
 MINIMA = CH3["minima"]
 MINIMA_DIR = f"{RES}/ch3/minima"
 MINIMA_ROWS = {f"{r['dataset']}-{r['network']}": r for r in MINIMA["rows"]}
+PATH = MINIMA["path"]
 
 
 def ch3_outputs():
     if not CH3["enabled"]:
         return []
+    if not INVARIANCE["enabled"]:
+        return ch3_minima_outputs()
     tables = ["table_3_1", "table_3_2", "table_3_3", "table_3_euclidean_vs_riemannian"]
     return [path for name in tables for path in table(name)] + [figure("figure_3_1")] + ch3_minima_outputs()
 
@@ -20,6 +23,9 @@ def ch3_minima_outputs():
     tables = ["table_3_4", "table_3_5", "table_3_6", "table_3_7", "table_3_7_runs",
               "table_3_kendall", "table_3_kendall_rescaled"]  # fmt: skip
     figures = ["figure_3_2"] + list(minima_scatter_figures().values())
+    if PATH["enabled"]:
+        tables += ["table_3_path", "table_3_path_runs"]
+        figures += ["figure_3_path"]
     return [path for name in tables for path in table(name)] + [figure(name) for name in figures]
 
 
@@ -35,6 +41,23 @@ def minima_runs(kind):
         for row, spec in MINIMA_ROWS.items()
         for batch in ("small", "large")
         for seed in range(spec["seeds"])
+    ]
+
+
+def minima_snapshot_dir(wildcards):
+    """A run's snapshots along its training path (not an output: like the checkpoint, it must
+    survive a killed job, whose rerun resumes and keeps the snapshots taken before)."""
+    return f"{MINIMA_DIR}/{wildcards.row}/{wildcards.batch}_seed{wildcards.seed}_path"
+
+
+def minima_path_runs():
+    """Every measured snapshot: each run at each of ch3.minima.path.thresholds (as 1e-02, ...)."""
+    return [
+        f"{MINIMA_DIR}/{row}/{batch}_seed{seed}_path/flatness_ce{threshold:.0e}.json"
+        for row, spec in MINIMA_ROWS.items()
+        for batch in ("small", "large")
+        for seed in range(spec["seeds"])
+        for threshold in PATH["thresholds"]
     ]
 
 
@@ -65,6 +88,19 @@ def minima_measure_params(wildcards):
         "eps": row["eps"],
         **MINIMA["flatness"],
         "rescale_log_range": MINIMA["rescale_log_range"],
+        "seed": config["seed"] + int(wildcards.seed),
+        "device": config["device"],
+    }
+
+
+def minima_path_measure_params(wildcards):
+    """landscapes.ch3.settings.PathMeasureSettings of one run's snapshot."""
+    row = MINIMA_ROWS[wildcards.row]
+    return {
+        "threshold": float(wildcards.threshold),
+        "samples": row["flatness_samples"],
+        "eps": row["eps"],
+        **MINIMA["flatness"],
         "seed": config["seed"] + int(wildcards.seed),
         "device": config["device"],
     }

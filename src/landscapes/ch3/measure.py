@@ -10,6 +10,9 @@ Euclidean one can). Conventions the thesis leaves out (see ``original-code-notes
 - ``normalised`` is eps^2 lambda / (2 + 2L) with the row's ``eps`` (1e-3 for MNIST-FC
   in the authors' scripts) or lambda / (2 + 2L) when ``eps`` is null, L the flatness
   loss; this is the number the thesis's Table 3.7 printed.
+
+``measure_snapshot`` takes the same measures (without the rescaled copy) of a snapshot
+on a run's training path (``landscapes.ch3.snapshots``), with its test accuracy.
 """
 
 from __future__ import annotations
@@ -22,10 +25,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from landscapes.ch3.settings import MeasureSettings
+from landscapes.ch3.settings import MeasureSettings, PathMeasureSettings
+from landscapes.ch3.snapshots import find_snapshot
 from landscapes.ch3.train import load_minimum
 from landscapes.core.datasets import Dataset, load
-from landscapes.core.flatness import WarmStage, euclidean_spectral_norm, layers, rescale, riemannian_spectral_norm, sharpness_bound
+from landscapes.core.flatness import (
+    WarmStage,
+    euclidean_spectral_norm,
+    layers,
+    rescale,
+    riemannian_spectral_norm,
+    sharpness_bound,
+)
+from landscapes.core.models import load as load_network
+from landscapes.core.train import ForeignRunError, evaluate
+from landscapes.pipeline.io import load_json
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +60,7 @@ def flatness_data(data: Dataset, samples: int, device: torch.device) -> tuple[to
     return x, torch.from_numpy(data.y_train[:samples]).to(device)
 
 
-def warm_stages(measure: MeasureSettings) -> list[WarmStage]:
+def warm_stages(measure: MeasureSettings | PathMeasureSettings) -> list[WarmStage]:
     """The configured warm-start passes (``dtype`` by name, e.g. "bfloat16")."""
     return [WarmStage(**{**w, "dtype": getattr(torch, w["dtype"]) if w.get("dtype") else None}) for w in measure.warm_start]
 
@@ -67,18 +81,54 @@ def measure_minimum(model_path: str | Path, data_path: str | Path, measure: Meas
     out: dict = {"flatness_samples": measure.samples, "eps": measure.eps, "method": measure.method, "tol": measure.tol,
                  "dtype": measure.dtype, "warm_start": len(stages), "lambdas": lambdas}  # fmt: skip
     for key, net in (("", model), ("_rescaled", scaled)):
-        for metric, fn in (("riemannian", riemannian_spectral_norm), ("euclidean", euclidean_spectral_norm)):
-            t0 = time.perf_counter()
-            res = fn(net, F.cross_entropy, batch, **kw)
-            out[f"{metric}{key}"] = res.value
-            out[f"{metric}{key}_hvp"] = res.num_hvp
-            out[f"{metric}{key}_warm_hvp"] = sum(res.warm_hvp)
-            out[f"{metric}{key}_converged"] = res.converged
-            out[f"{metric}{key}_seconds"] = time.perf_counter() - t0
-            out["flatness_loss"] = res.loss if key == "" else out["flatness_loss"]
-            log.info("%s%s lambda_max %.6g (%d HVPs, %s, %.1f s)", metric, key, res.value, res.num_hvp,
-                     "converged" if res.converged else "NOT converged", out[f"{metric}{key}_seconds"])  # fmt: skip
+        loss = _lambda_max(net, batch, kw, key, out)
+        out["flatness_loss"] = loss if key == "" else out["flatness_loss"]
     out["normalised"] = sharpness_bound(out["riemannian"], out["flatness_loss"], measure.eps)
     out["normalised_rescaled"] = sharpness_bound(out["riemannian_rescaled"], out["flatness_loss"], measure.eps)
     out["riemannian_rescale_change"] = abs(out["riemannian_rescaled"] - out["riemannian"]) / abs(out["riemannian"])
+    return out
+
+
+def _lambda_max(net, batch, kw: dict, key: str, out: dict) -> float:
+    """Riemannian and Euclidean lambda_max of ``net`` into ``out`` (names ending in ``key``); the flatness loss."""
+    for metric, fn in (("riemannian", riemannian_spectral_norm), ("euclidean", euclidean_spectral_norm)):
+        t0 = time.perf_counter()
+        res = fn(net, F.cross_entropy, batch, **kw)
+        out[f"{metric}{key}"] = res.value
+        out[f"{metric}{key}_hvp"] = res.num_hvp
+        out[f"{metric}{key}_warm_hvp"] = sum(res.warm_hvp)
+        out[f"{metric}{key}_converged"] = res.converged
+        out[f"{metric}{key}_seconds"] = time.perf_counter() - t0
+        log.info("%s%s lambda_max %.6g (%d HVPs, %s, %.1f s)", metric, key, res.value, res.num_hvp,
+                 "converged" if res.converged else "NOT converged", out[f"{metric}{key}_seconds"])  # fmt: skip
+    return res.loss
+
+
+def measure_snapshot(metrics_path: str | Path, snapshot_dir: str | Path, data_path: str | Path,
+                     measure: PathMeasureSettings, *, device: torch.device) -> dict:  # fmt: skip
+    """Flatness, test accuracy and training CE of one run's snapshot at CE < ``measure.threshold``.
+
+    A run that never got below the threshold gives ``reached: False`` and no measures. A
+    snapshot whose fingerprint is not its run's (another run's file) raises ``ForeignRunError``.
+    """
+    metrics = load_json(metrics_path)
+    out: dict = {key: metrics[key] for key in ("dataset", "network", "batch_size", "seed", "stop_loss")}
+    out |= {"threshold": measure.threshold, "flatness_samples": measure.samples, "eps": measure.eps}
+    entry = find_snapshot(metrics, measure.threshold)
+    if entry is None:
+        log.info("the run never got below CE %g: nothing to measure", measure.threshold)
+        return out | {"reached": False}
+    path = Path(snapshot_dir) / entry["file"]
+    model, state = load_network(path, device)
+    if state.get("fingerprint") != metrics["fingerprint"]:
+        raise ForeignRunError(f"{path} is not the snapshot of the run of {metrics_path} (fingerprint "
+                              f"{state.get('fingerprint')!r}, the run's {metrics['fingerprint']!r}); retrain the run")  # fmt: skip
+    data = load(data_path)
+    out["test_loss"], out["test_accuracy"] = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
+    out |= {"reached": True, "epoch": entry["epoch"], "train_loss": entry["full_loss"], "train_accuracy": entry["full_accuracy"]}
+    dtype = getattr(torch, measure.dtype)
+    kw = dict(method=measure.method, tol=measure.tol, max_hvp=measure.max_hvp, batch_size=measure.batch_size,
+              dtype=dtype, seed=measure.seed, warm_start=warm_stages(measure))  # fmt: skip
+    out["flatness_loss"] = _lambda_max(model.to(dtype), flatness_data(data, measure.samples, device), kw, "", out)
+    out["normalised"] = sharpness_bound(out["riemannian"], out["flatness_loss"], measure.eps)
     return out

@@ -76,6 +76,23 @@ class MeasureSettings:
 
 
 @dataclass(frozen=True)
+class PathMeasureSettings:
+    """The flatness measurement of one run's snapshot at CE < ``threshold`` (no rescaled re-measurement)."""
+
+    threshold: float
+    samples: int
+    eps: float | None
+    method: str
+    tol: float
+    max_hvp: int
+    batch_size: int | None
+    dtype: str
+    warm_start: tuple[Mapping, ...]
+    seed: int
+    device: str
+
+
+@dataclass(frozen=True)
 class LinePlotRow:
     dataset: str
     network: str

@@ -46,7 +46,7 @@ def collect_runs(pairs: Sequence[tuple[str | Path, str | Path]]) -> pd.DataFrame
     """One row per run from (training metrics JSON, flatness JSON) pairs."""
     rows = []
     for train_path, flat_path in pairs:
-        train = {k: v for k, v in load_json(train_path).items() if k != "history"}
+        train = {k: v for k, v in load_json(train_path).items() if k not in ("history", "snapshots")}
         flat = {k: v for k, v in load_json(flat_path).items() if k != "lambdas"}
         rows.append({**train, **flat, "generalisation_gap": train["train_accuracy"] - train["test_accuracy"]})
     if not rows:
@@ -199,3 +199,57 @@ def minima_tables(pairs: Sequence[tuple[str | Path, str | Path]]) -> dict[str, p
     log.info("largest relative change of the Riemannian value under T_lambda: %.3g", runs["riemannian_rescale_change"].max())
     return {"table_3_7": table_3_7(runs), "runs": table_3_7_runs(runs), "kendall": kendall_table(runs),
             "kendall_rescaled": kendall_table(runs, rescaled=True)}  # fmt: skip
+
+
+# ---- Beyond the thesis: flatness along the training path (ch3.snapshots, measure.measure_snapshot)
+
+PATH_COLUMNS = ["dataset", "network", "batch_size", "seed", "threshold", "reached", "epoch", "train_loss",
+                "train_accuracy", "test_accuracy", "flatness_loss", "riemannian", "euclidean", "normalised",
+                "riemannian_hvp", "euclidean_hvp", "riemannian_converged", "riemannian_seconds", "euclidean_seconds"]  # fmt: skip
+
+
+def collect_path_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per (run, threshold) from the snapshot measurements; unreached ones have no measures."""
+    if not paths:
+        raise ValueError("no snapshot measurements to collect")
+    df = pd.DataFrame([load_json(p) for p in paths]).reindex(columns=PATH_COLUMNS)
+    df["reached"] = df["reached"].astype(bool)
+    order = {key: i for i, key in enumerate(dict.fromkeys(zip(df["dataset"], df["network"])))}
+    df["_row"] = [order[key] for key in zip(df["dataset"], df["network"])]
+    df = df.sort_values(["_row", "threshold", "batch_size", "seed"], ascending=[True, False, True, True], kind="stable")
+    return df.drop(columns="_row").reset_index(drop=True)
+
+
+def path_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per data set / network and threshold: how many runs got below it, the mean training CE and
+    Riemannian lambda_max per batch size, each measure's large/small ratio of means, and its
+    Kendall tau against test accuracy over the runs that got there (both batch sizes)."""
+    out = []
+    for (dataset, network), group in runs.groupby(["dataset", "network"], sort=False):
+        small_size, large_size = group["batch_size"].min(), group["batch_size"].max()
+        for threshold, g in group.groupby("threshold", sort=False):
+            reached = g[g["reached"]]
+            parts = {label: (g[g["batch_size"] == size], reached[reached["batch_size"] == size])
+                     for label, size in (("small", small_size), ("large", large_size))}  # fmt: skip
+            row = {"dataset": DATASET_LABELS.get(dataset, dataset), "network": NETWORK_LABELS.get(network, network),
+                   "threshold": float(threshold)}  # fmt: skip
+            for label, (every, got) in parts.items():
+                row[f"reached_{label}"] = f"{len(got)}/{len(every)}"
+            for label, (_, got) in parts.items():
+                row[f"train_ce_{label}"] = got["train_loss"].mean() if len(got) else math.nan
+                row[f"riemannian_{label}"] = got["riemannian"].mean() if len(got) else math.nan
+            small, large = parts["small"][1], parts["large"][1]
+            for m in MEASURES:
+                row[f"large_small_ratio_{m}"] = large[m].mean() / small[m].mean() if len(small) and len(large) else math.nan
+            for m in MEASURES:
+                tau = kendalltau(reached[m], reached["test_accuracy"])[0] if len(reached) > 1 else math.nan
+                row[f"tau_test_accuracy_{m}"] = float(tau)
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def path_tables(paths: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
+    """The job behind the training-path table: the table and every measured snapshot."""
+    runs = collect_path_runs(paths)
+    log.info("%d snapshot measurements, %d of runs that got below their threshold", len(runs), int(runs["reached"].sum()))
+    return {"table_3_path": path_table(runs), "runs": runs}

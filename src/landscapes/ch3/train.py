@@ -5,6 +5,10 @@ A run trains a network of ``landscapes.core.models`` from a seed on the first
 cross-entropy is below ``stop_loss`` at 100% training accuracy (the epoch cap of
 Table 3.6 is a safety limit), and records whether the threshold was reached.
 
+With ``snapshot_dir`` the run also saves its network the first time the
+full-training-set cross-entropy falls below each of 1e-1, 1e-2, ... down to ``stop_loss``
+(``landscapes.ch3.snapshots``) and lists them in its metrics; training is unchanged.
+
 Inputs are images scaled to [0, 1] and standardised per channel by a ``Normalise``
 layer that is part of the saved network (it has no parameters, so it is not a block of
 the metric and ``rescale`` leaves it alone).
@@ -19,8 +23,10 @@ import torch
 from torch import nn
 
 from landscapes.ch3.settings import RunSettings
+from landscapes.ch3.snapshots import SnapshotSaver, check_folder, snapshot_index
 from landscapes.core.datasets import Dataset, load
-from landscapes.core.models import from_spec, load as load_network, model_spec
+from landscapes.core.models import from_spec, model_spec
+from landscapes.core.models import load as load_network
 from landscapes.core.train import channel_stats, evaluate, fingerprint, fit
 from landscapes.pipeline.config import as_plain
 from landscapes.pipeline.io import save_json
@@ -54,9 +60,13 @@ def train_minimum(
     model_path: str | Path,
     metrics_path: str | Path,
     checkpoint_path: str | Path | None = None,
+    snapshot_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train one run of Sec. 3.5 to the threshold (or the epoch cap) and save it; return its metrics."""
+    """Train one run of Sec. 3.5 to the threshold (or the epoch cap) and save it; return its metrics.
+
+    A checkpoint or a snapshot in ``snapshot_dir`` of a run with other settings raises
+    ``ForeignRunError`` before any training (and stays as it is)."""
     data = load(data_path)
     x, y = training_subset(data, run.train_size)
     mean, std = channel_stats(x)
@@ -66,11 +76,15 @@ def train_minimum(
         torch.manual_seed(run.seed)
         model = from_spec(spec).to(device)
     optimiser = as_plain(run.optimiser)
+    digest = fingerprint([spec, len(x), run.batch_size, run.epochs, optimiser, run.stop_loss, run.seed])
+    saver = None
+    if snapshot_dir is not None:
+        check_folder(snapshot_dir, digest)
+        saver = SnapshotSaver(snapshot_dir, run.stop_loss, spec, digest)
     result = fit(
         model, x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size, optimiser=run.optimiser,
         seed=run.seed, stop_loss=run.stop_loss, checkpoint_path=checkpoint_path, checkpoint_every=run.checkpoint_every,
-        fingerprint=fingerprint([spec, len(x), run.batch_size, run.epochs, optimiser, run.stop_loss, run.seed]),
-        save_to=model_path, spec=spec, progress=progress,
+        fingerprint=digest, save_to=model_path, spec=spec, after_epoch=saver, progress=progress,
     )  # fmt: skip
     test_loss, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
     metrics = {
@@ -79,7 +93,8 @@ def train_minimum(
         "steps": result.steps, "stop_loss": run.stop_loss, "reached_threshold": result.reached_threshold,
         "train_loss": result.train_loss, "train_accuracy": result.train_accuracy,
         "test_loss": test_loss, "test_accuracy": test_acc, "train_seconds": result.seconds,
-        "device": str(device), "history": result.history,
+        "device": str(device), "fingerprint": digest, "history": result.history,
+        "snapshots": snapshot_index(snapshot_dir, run.stop_loss, result.history) if snapshot_dir is not None else [],
     }  # fmt: skip
     save_json(metrics_path, metrics)
     log.info("%s/%s batch %d seed %d: %d epochs, train loss %.3g (threshold %s), test accuracy %.4f",

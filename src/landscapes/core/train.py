@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 # (network outputs, batch target) -> mean loss of the batch
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (model, history so far: its last record is the epoch just finished) -> None; e.g. saving snapshots
+EpochHook = Callable[[nn.Module, list[dict]], None]
+
+
+class ForeignRunError(RuntimeError):
+    """A checkpoint or snapshot on a run's path was written by a run of other settings."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ def fit(
     fingerprint: str = "",
     save_to: str | Path | None = None,
     spec: dict | None = None,
+    after_epoch: EpochHook | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Minimise the mean ``loss`` of ``model`` on uint8 ``images`` with mini-batch SGD/Adam.
@@ -162,9 +169,12 @@ def fit(
     is then a safety cap. With ``checkpoint_path`` set, state is saved every
     ``checkpoint_every`` epochs and an existing checkpoint is resumed from, but
     only if it was written with the same ``fingerprint`` (a digest of the run's
-    settings): a checkpoint of other settings is ignored, never silently continued.
-    With ``save_to`` the finished network is saved there with ``spec``
-    (:func:`landscapes.pipeline.io.save_model`) and the checkpoint, now superseded, removed.
+    settings): a checkpoint of other settings raises :class:`ForeignRunError` before
+    any training, so it is neither continued nor overwritten. ``after_epoch(model,
+    history)`` runs after each epoch's record is appended (and before its checkpoint,
+    so a resumed run repeats it for an epoch that was not checkpointed). With ``save_to``
+    the finished network is saved there with ``spec`` (:func:`landscapes.pipeline.io.save_model`)
+    and the checkpoint, now superseded, removed.
     """
     if epochs < 1 or batch_size < 1 or checkpoint_every < 1 or virtual_copies < 1:
         raise ValueError("epochs, batch_size, checkpoint_every and virtual_copies must be >= 1")
@@ -179,8 +189,10 @@ def fit(
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     state = load_checkpoint(checkpoint_path, map_location=device) if checkpoint_path and checkpoint_path.exists() else None
     if state is not None and state.get("fingerprint") != fingerprint:
-        log.warning("ignoring %s: it was written with other settings", checkpoint_path)
-        state = None
+        raise ForeignRunError(
+            f"{checkpoint_path} was written by a run of other settings (fingerprint {state.get('fingerprint')!r}, "
+            f"this run {fingerprint!r}); delete it to start this run from scratch"
+        )
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimiser"])
@@ -221,6 +233,8 @@ def fit(
         if stop_loss is not None:
             record["full_loss"], record["full_accuracy"] = evaluate(model, images, labels, batch_size=max(batch_size, 1024))
         history.append(record)
+        if after_epoch is not None:
+            after_epoch(model, history)
         log.info("epoch %d/%d loss %.4g accuracy %.4f", epoch + 1, epochs, record["loss"], record["accuracy"])
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
