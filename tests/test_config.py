@@ -4,7 +4,7 @@ from conftest import preset
 from landscapes.pipeline.config import ConfigError, validate_config
 
 
-@pytest.mark.parametrize("name", ["quick", "cpu", "paper"])
+@pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful"])
 def test_every_preset_is_valid(name):
     validate_config(preset(name))
 
@@ -115,3 +115,34 @@ def test_settings_builds_frozen_nested_objects_and_names_missing_and_unknown_key
         settings(RunSettings, {**{k: v for k, v in params.items() if k != "seed"}, "sede": 0})
     with pytest.raises(ConfigError, match=r"RunSettings\.optimiser: missing \['lr'\]"):
         settings(RunSettings, {**params, "optimiser": {k: v for k, v in row["small"]["optimiser"].items() if k != "lr"}})
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [
+        ([0.01, 0.1], r"path\.thresholds \[0\.01, 0\.1\] must be strictly decreasing"),
+        ([0.1, 0.1], "must be strictly decreasing"),
+        ([], r"path\.thresholds: \[\] should be non-empty"),
+        ([0.1, 0.0], r"path\.thresholds\[1\]: 0\.0 must be greater than 0"),
+        ([0.1, -0.01], r"path\.thresholds\[1\]: -0\.01 must be greater than 0"),
+        ([0.05], "0.05 is not one of the snapshot levels"),
+        ([1.0], "1.0 is not one of the snapshot levels"),
+        ([0.1, 1e-4], r"1e-04 is below ch3\.minima\.stop_loss|0\.0001 is below ch3\.minima\.stop_loss"),
+    ],
+)
+def test_bad_training_path_thresholds_are_rejected(thresholds, message):
+    cfg = preset("quick")  # stop_loss 1e-3
+    cfg["ch3"]["minima"]["path"] = {"enabled": True, "thresholds": thresholds}
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_training_path_is_off_by_default_and_checked_only_when_on():
+    cfg = preset("quick")
+    del cfg["ch3"]["minima"]["path"]
+    assert validate_config(cfg)["ch3"]["minima"]["path"] == {"enabled": False, "thresholds": [0.1]}
+    cfg["ch3"]["minima"]["path"] = {"enabled": False, "thresholds": [0.05]}
+    validate_config(cfg)
+    faithful = validate_config(preset("mnist_faithful"))
+    assert faithful["ch3"]["minima"]["path"]["thresholds"] == [0.01, 1e-4]
+    assert faithful["ch3"]["invariance"]["enabled"] is False and faithful["ch2"]["enabled"] is False

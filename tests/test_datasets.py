@@ -5,20 +5,31 @@ and the errors a damaged file must produce. All data are tiny and made here."""
 from __future__ import annotations
 
 import gzip
-import math
-import hashlib
 import io
+import math
 import os
-import pickle
-import tarfile
-import threading
-from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torchvision.datasets as tvd
+from fixtures_data import (
+    MNIST_NAMES,
+    PROXY_VARS,
+    Server,
+    TinyCifar,
+    cifar_tarball,
+    flip_byte,
+    http_server,
+    idx_bytes,
+    md5,
+    sha256,
+    tar_gz,
+    tiny_cifar,
+    tiny_mnist,
+    write_mnist,
+    write_sums,
+)
 from PIL import Image
 
 from landscapes.core.datasets import (
@@ -31,91 +42,10 @@ from landscapes.core.datasets import (
 )
 from landscapes.pipeline.io import ArtifactError, save_arrays
 
-MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TV_CLASS = {"mnist": tvd.MNIST, "kmnist": tvd.KMNIST, "fashion_mnist": tvd.FashionMNIST}
 
 
-# ---- tiny data in the true formats -------------------------------------------------------
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def idx_bytes(a: np.ndarray) -> bytes:
-    """IDX (LeCun) encoding of a uint8 array: 00 00 08 ndim, big-endian dims, data."""
-    header = bytes([0, 0, 8, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    return header + np.ascontiguousarray(a, dtype=np.uint8).tobytes()
-
-
-def tiny_mnist(seed: int, n_train: int = 11, n_test: int = 7, hw: tuple[int, int] = (5, 4)) -> dict[str, np.ndarray]:
-    """Random IDX contents; non-square images so a transposed read would show."""
-    rng = np.random.default_rng(seed)
-    return {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, *hw), dtype=np.uint8),
-        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, *hw), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-
-
-def write_mnist(folder: Path, arrays: dict[str, np.ndarray], *, gz: bool) -> dict[str, bytes]:
-    """Write the four IDX files (optionally gzipped) into ``folder``; return {file name: bytes}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, a in arrays.items():
-        raw = idx_bytes(a)
-        fname, data = (f"{name}.gz", gzip.compress(raw, mtime=0)) if gz else (name, raw)
-        (folder / fname).write_bytes(data)
-        written[fname] = data
-    return written
-
-
-def write_sums(folder: Path, digests: dict[str, str], sums_name: str = "SHA256SUMS") -> None:
-    (folder / sums_name).write_text("".join(f"{d}  {n}\n" for n, d in digests.items()))
-
-
-@dataclass(frozen=True)
-class TinyCifar:
-    batches: dict[str, bytes]  # file name -> pickled bytes, as in cifar-10-batches-py/
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def tiny_cifar(seed: int, per_batch: int = 3, n_test: int = 4) -> TinyCifar:
-    """CIFAR-10's python layout: pickled dicts with 'data' (N, 3072) in CHW order and 'labels'."""
-    rng = np.random.default_rng(seed)
-    batches, xs, ys = {}, [], []
-    for fname, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).tolist()
-        names = [f"{fname}_{i}.png" for i in range(n)]
-        entry = {"batch_label": fname, "data": data, "labels": labels, "filenames": names}
-        batches[fname] = pickle.dumps(entry, protocol=2)
-        xs.append(data.reshape(n, 3, 32, 32))
-        ys.append(np.asarray(labels, dtype=np.int64))
-    batches["batches.meta"] = pickle.dumps({"label_names": list(CIFAR10_CLASSES), "num_cases_per_batch": per_batch})
-    return TinyCifar(batches, np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5])
-
-
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def cifar_tarball(cifar: TinyCifar) -> bytes:
-    return tar_gz({f"cifar-10-batches-py/{f}": b for f, b in cifar.batches.items()})
+# ---- tiny data: tests/fixtures_data.py; here what needs monkeypatch ------------------------
 
 
 def patch_cifar_md5s(monkeypatch, cifar: TinyCifar, tarball: bytes | None = None, url: str | None = None) -> None:
@@ -130,23 +60,9 @@ def patch_cifar_md5s(monkeypatch, cifar: TinyCifar, tarball: bytes | None = None
         monkeypatch.setattr(tvd.CIFAR10, "url", url)
 
 
-def flip_byte(data: bytes, where: int) -> bytes:
-    return data[:where] + bytes([data[where] ^ 0xFF]) + data[where + 1 :]
-
-
 def assert_nothing_written(out: Path) -> None:
     assert not out.exists()
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no temporary left behind either
-
-
-# ---- loopback HTTP server ------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    root: Path
-    url: str
-    requests: list[str]
 
 
 @pytest.fixture
@@ -154,31 +70,11 @@ def server(tmp_path, monkeypatch):
     """Serve ``tmp_path/served`` on 127.0.0.1 (ephemeral port) and record every GET."""
     served = tmp_path / "served"
     served.mkdir()
-    requests: list[str] = []
-
-    class Handler(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Server(served, f"http://127.0.0.1:{httpd.server_address[1]}", requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with http_server(served) as srv:
+        yield srv
 
 
 def serve_mnist(monkeypatch, server: Server, cls, arrays, *, corrupt: str | None = None) -> None:

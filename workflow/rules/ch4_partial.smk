@@ -183,6 +183,8 @@ rule figure_4_2b:
 
 
 rule partial_detection_data:
+    input:
+        unpack(partial_detection_data_inputs),
     output:
         data=directory(f"{PARTIAL_DET_DIR}/data"),
     params:

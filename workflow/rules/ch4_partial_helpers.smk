@@ -87,6 +87,11 @@ def partial_detection_methods():
     return ["full", "ours"]
 
 
+def partial_detection_data_inputs(wildcards):
+    """VOC 2007 is read from what the `data` target staged; synthetic scenes need no input."""
+    return staged_input("voc2007") if PARTIAL_DETECTION["source"] == "voc2007" else {}
+
+
 def partial_detection_data_params():
     """DetectionDataSettings."""
     keys = ("source", "num_train", "num_val", "image_size", "max_objects", "truck_length")

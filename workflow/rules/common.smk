@@ -13,7 +13,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 # Every job inherits this; set OMP_WAIT_POLICY yourself to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from landscapes.pipeline.config import validate_config
+from landscapes.pipeline.config import STAGED_SOURCES, datasets_in_use, validate_config
 from landscapes.pipeline.naming import SCATTER_FIGURES, fraction_label
 
 
@@ -114,6 +114,33 @@ def by_attempt(base):
 
 def dataset_file(name):
     return f"{RES}/datasets/{name}.npz"
+
+
+def staged_file(name):
+    """The manifest `stage_dataset` writes once data set ``name`` is fetched and verified."""
+    return f"{RES}/datasets/staged/{name}.json"
+
+
+def needs_staging(name):
+    return config["data"]["sources"][name]["source"] in STAGED_SOURCES
+
+
+def staged_input(name):
+    """{"staged": manifest} for a data set that is staged, else {}.
+
+    ancient(): restaging (e.g. `--forcerun stage_dataset`) rewrites the manifest but must
+    not make everything computed from the data out of date.
+    """
+    return {"staged": ancient(staged_file(name))} if needs_staging(name) else {}
+
+
+def dataset_inputs(wildcards):
+    return staged_input(wildcards.dataset)
+
+
+def staged_outputs():
+    """The `data` target: a manifest per data set the active preset reads that needs fetching or checking."""
+    return [staged_file(name) for name in datasets_in_use(config) if needs_staging(name)]
 
 
 def dataset_spec(wildcards):

@@ -8,7 +8,8 @@ from landscapes.pipeline.runtime import start_job
 def main(snakemake):
     start_job(snakemake)
     partial_detection_data(settings(DetectionDataSettings, snakemake.params.cfg), snakemake.output.data,
-                           config_dir=snakemake.params.ultralytics, threads=snakemake.threads)  # fmt: skip
+                           config_dir=snakemake.params.ultralytics, threads=snakemake.threads,
+                           staged=snakemake.input.get("staged"))  # fmt: skip
 
 
 if __name__ == "__main__":

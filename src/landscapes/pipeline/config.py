@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,7 +76,32 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
 
 
 def cross_field_problems(config: dict) -> list[str]:
-    return _ch2_problems(config["ch2"]) + _ch3_problems(config["ch3"]) + _ch4_problems(config["ch4"])
+    return (_data_problems(config) + _ch2_problems(config["ch2"]) + _ch3_problems(config["ch3"])
+            + _ch4_problems(config["ch4"]))  # fmt: skip
+
+
+# Sources the `data` target stages (fetches or checks) before any job reads them; `sklearn` needs none.
+STAGED_SOURCES = ("download", "mirror", "imagefolder_tar")
+
+
+def datasets_in_use(config: dict) -> list[str]:
+    """The data sets the enabled experiments read, in first-use order (``voc2007`` for Figure 4.2c on VOC)."""
+    used = []
+    ch3, ch4 = config["ch3"], config["ch4"]
+    if ch3["enabled"] and ch3["minima"]["enabled"]:
+        used += [row["dataset"] for row in ch3["minima"]["rows"]]
+    if ch4["partial"]["enabled"]:
+        used.append(ch4["partial"]["dataset"])
+    det = ch4["detection"]
+    if det["enabled"] and det["partial"]["enabled"] and det["partial"]["source"] == "voc2007":
+        used.append("voc2007")
+    return list(dict.fromkeys(used))
+
+
+def _data_problems(config: dict) -> list[str]:
+    sources = config["data"]["sources"]
+    return [f"data.sources.{name} is missing: an enabled experiment reads data set {name!r}"
+            for name in datasets_in_use(config) if name not in sources]  # fmt: skip
 
 
 def _ch2_problems(ch2: dict) -> list[str]:
@@ -97,6 +124,21 @@ def _ch3_problems(ch3: dict) -> list[str]:
             problems.append(f"ch3.minima.rows ({key}): the small batch size must be below the large one")
         if row["train_size"] is not None and row["flatness_samples"] > row["train_size"]:
             problems.append(f"ch3.minima.rows ({key}): flatness_samples exceeds train_size")
+    if ch3["minima"]["path"]["enabled"]:
+        problems += _path_problems(ch3["minima"]["path"]["thresholds"], ch3["minima"]["stop_loss"])
+    return problems
+
+
+def _path_problems(thresholds: list[float], stop_loss: float) -> list[str]:
+    """The measured thresholds must be levels that runs save snapshots at (ch3.snapshots.levels)."""
+    where, problems = "ch3.minima.path.thresholds", []
+    if any(a <= b for a, b in itertools.pairwise(thresholds)):
+        problems.append(f"{where} {thresholds} must be strictly decreasing")
+    for t in thresholds:
+        if abs(math.log10(t) - round(math.log10(t))) > 1e-9 or t > 0.1 * (1 + 1e-9):
+            problems.append(f"{where}: {t!r} is not one of the snapshot levels 1e-1, 1e-2, ... (a power of ten <= 0.1)")
+        elif t < stop_loss * (1 - 1e-9):
+            problems.append(f"{where}: {t!r} is below ch3.minima.stop_loss ({stop_loss!r}); no run saves a snapshot there")
     return problems
 
 

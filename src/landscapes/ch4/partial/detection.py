@@ -23,9 +23,16 @@ from landscapes.ch4.detection.coding import derived_seed
 from landscapes.ch4.detection.data import write_data_yaml, write_yolo_sample
 from landscapes.ch4.detection.scenes import still_scenes
 from landscapes.ch4.detection.trucks import CLASSES
-from landscapes.ch4.detection.yolo import YoloTraining, train_yolo, ultralytics_offline, yolo_device
+from landscapes.ch4.detection.yolo import (
+    YoloTraining,
+    train_yolo,
+    ultralytics_offline,
+    yolo_device,
+)
+from landscapes.core.datasets import STAGE_HINT, DatasetError, check_staged_voc
+from landscapes.core.datasets.voc import VOC_CLASSES
 from landscapes.core.encoders import observation_mask
-from landscapes.pipeline.io import save_json
+from landscapes.pipeline.io import load_json, save_json
 from landscapes.pipeline.naming import fraction_label
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DetectionDataSettings:
-    """The images: synthetic scenes, or Pascal VOC 2007 downloaded under ``root`` (the raw-data folder)."""
+    """The images: synthetic scenes, or Pascal VOC 2007 staged under ``root`` (the raw-data folder)."""
 
     source: str
     num_train: int
@@ -73,11 +80,11 @@ class DetectorEvalSettings:
 # ---- The data --------------------------------------------------------------------------
 
 
-def build_partial_detection_data(settings: DetectionDataSettings, out_dir) -> dict:
+def build_partial_detection_data(settings: DetectionDataSettings, out_dir, staged=None) -> dict:
     """The data of Fig. 4.2c in Ultralytics' layout: synthetic multi-object scenes or Pascal VOC 2007."""
     out_dir = Path(out_dir)
     if settings.source == "voc2007":
-        return _prepare_voc2007(out_dir, settings.root)
+        return _prepare_voc2007(out_dir, settings.root, staged)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     counts = {}
@@ -95,29 +102,20 @@ def build_partial_detection_data(settings: DetectionDataSettings, out_dir) -> di
     return counts
 
 
-def _prepare_voc2007(out_dir: Path, root) -> dict:
-    """Pascal VOC 2007 through Ultralytics' own VOC.yaml: its download/convert script, then VOC 2007 splits only.
+def _prepare_voc2007(out_dir: Path, root, staged) -> dict:
+    """Pascal VOC 2007 as the ``data`` target staged it (YOLO layout under ``<root>/voc2007/yolo``).
 
-    The script fetches VOC 2007 trainval/test (and 2012, which it also converts) into
-    ``root``; training uses train2007 + val2007 (5011 images) and testing test2007
-    (4952 images), as in Sec. 4.4.2. This needs the network (``paper`` preset).
+    Training uses trainval (5011 images) and testing test (4952), as in Sec. 4.4.2. No
+    download happens here: missing or changed staged files fail, naming the ``data`` target.
     """
-    # Imported here: Ultralytics must be configured by ultralytics_offline() first.
-    from ultralytics.utils import YAML
-    from ultralytics.utils.checks import check_yaml
-
-    voc = YAML.load(check_yaml("VOC.yaml"))
-    root = Path(root).resolve() / "VOC"
-    voc["path"] = str(root)
-    if not (root / "images" / "test2007").exists():
-        log.info("downloading Pascal VOC through Ultralytics' VOC.yaml into %s", root)
-        exec(voc["download"], {"yaml": voc})  # Ultralytics' dataset definition ships this script
+    if staged is None:
+        raise DatasetError(f"Pascal VOC 2007 is not staged under {root}; {STAGE_HINT}")
+    yolo = check_staged_voc(staged, root).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_data_yaml(out_dir / "data.yaml", root, train=["images/train2007", "images/val2007"], val="images/test2007",
-                    names=list(voc["names"].values()))  # fmt: skip
-    counts = {"source": "voc2007", "train": len(list((root / "images/train2007").glob("*.jpg"))) +
-              len(list((root / "images/val2007").glob("*.jpg"))), "val": len(list((root / "images/test2007").glob("*.jpg")))}  # fmt: skip
+    write_data_yaml(out_dir / "data.yaml", yolo, train="images/trainval", val="images/test", names=list(VOC_CLASSES))
+    counts = {"source": "voc2007", **{k: v for k, v in load_json(staged).items() if k.startswith(("trainval", "test"))}}
     save_json(out_dir / "summary.json", counts)
+    log.info("%s", counts)
     return counts
 
 
@@ -200,10 +198,11 @@ def partial_validator(ratio: float, seed: int):
 # ---- The jobs --------------------------------------------------------------------------
 
 
-def partial_detection_data(settings: DetectionDataSettings, out_dir, *, config_dir, threads: int) -> dict:
-    """The ``partial_detection_data`` job (Ultralytics is needed for VOC's download script)."""
+def partial_detection_data(settings: DetectionDataSettings, out_dir, *, config_dir, threads: int,
+                           staged=None) -> dict:  # fmt: skip
+    """The ``partial_detection_data`` job; ``staged`` is the VOC 2007 manifest of the ``data`` target."""
     ultralytics_offline(config_dir, threads=threads)
-    return build_partial_detection_data(settings, out_dir)
+    return build_partial_detection_data(settings, out_dir, staged)
 
 
 def train_partial_detector(settings: DetectorSettings, data_dir, *, device: torch.device, run_dir, weights, metrics,

@@ -45,12 +45,19 @@ from landscapes.core.datasets.checks import (  # noqa: F401 (the package's publi
     VALID_SOURCES,
     DatasetError,
     _array_problems,
+    check_request,
 )
 from landscapes.core.datasets.mirrors import _from_mirror
 from landscapes.core.datasets.readers import (
     _from_imagefolder_tar,
     _from_sklearn_digits,
     _from_torchvision,
+)
+from landscapes.core.datasets.staging import (  # noqa: F401
+    STAGE_HINT,
+    check_staged,
+    check_staged_voc,
+    stage,
 )
 from landscapes.pipeline.io import ArtifactError, load_arrays, save_arrays
 
@@ -91,18 +98,27 @@ def materialise(
     root: str | os.PathLike | None,
     path: str | os.PathLike | None = None,
     seed: int = 0,
+    staged: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write data set ``name`` from ``source`` as a standardised ``.npz`` at ``out_path``.
 
     ``root`` is torchvision's cache folder (raw downloads and unpacked mirrors live
     there and are reused); ``path`` is the mirror folder or ``.tar.gz``; ``seed`` fixes
-    the digits split. Returns metadata: counts, shapes, label counts, which files had
+    the digits split. ``staged`` (the pipeline always gives it for every source but
+    ``sklearn``) is the manifest ``stage`` wrote: the raw files are then checked against
+    it and read from ``root`` without any download. Returns metadata: counts, shapes, label counts, which files had
     their checksums verified, and whether the raw files came from ``root``'s cache.
     """
     check_request(name, source=source, root=root, path=path)
     start = time.perf_counter()
     if source == "sklearn":
         splits = _from_sklearn_digits(seed)
+    elif staged is not None:
+        check_staged(staged, name)
+        if source == "imagefolder_tar":
+            splits = _from_imagefolder_tar(Path(path), CIFAR10_CLASSES)  # type: ignore[arg-type]
+        else:
+            splits = _from_torchvision(name, Path(root), download=False)  # type: ignore[arg-type]
     elif source == "imagefolder_tar":
         splits = _from_imagefolder_tar(Path(path), CIFAR10_CLASSES)  # type: ignore[arg-type]
     elif source == "download":
@@ -166,35 +182,3 @@ def load(path: str | os.PathLike) -> Dataset:
         x_test=arrays["x_test"],
         y_test=arrays["y_test"],
     )
-
-
-def check_request(
-    name: str,
-    *,
-    source: str,
-    root: str | os.PathLike | None,
-    path: str | os.PathLike | None,
-) -> None:
-    """Reject an impossible request with a ``ValueError`` before any file is touched."""
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r} for data set {name!r}; known: {', '.join(SOURCES)}")
-    if source not in VALID_SOURCES[name]:
-        raise ValueError(
-            f"source {source!r} is not available for data set {name!r}; use one of {', '.join(VALID_SOURCES[name])}"
-        )
-    if source in _NEEDS_PATH:
-        if path is None or str(path) == "":
-            raise ValueError(f"source {source!r} for data set {name!r} needs a path (the mirror folder or .tar.gz)")
-        want_dir = source == "mirror"
-        p = Path(path)
-        if not (p.is_dir() if want_dir else p.is_file()):
-            kind = "folder" if want_dir else "file"
-            raise ValueError(f"path {str(p)!r} for data set {name!r} (source {source!r}) is not an existing {kind}")
-    elif path is not None:
-        # A path on a download/sklearn source is almost always a mistyped source; say so.
-        raise ValueError(f"source {source!r} for data set {name!r} takes no path, but path={str(path)!r} was given")
-    if source in _NEEDS_ROOT and (root is None or str(root) == ""):
-        raise ValueError(f"source {source!r} for data set {name!r} needs a root folder for torchvision's raw files")
-

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,4 +178,35 @@ def _array_problems(
     if x_train.ndim == 4 and x_test.ndim == 4 and x_train.shape[1:] != x_test.shape[1:]:
         problems.append(f"train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ in shape")
     return problems
+
+
+def check_request(
+    name: str,
+    *,
+    source: str,
+    root: str | os.PathLike | None,
+    path: str | os.PathLike | None,
+) -> None:
+    """Reject an impossible request with a ``ValueError`` before any file is touched."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r} for data set {name!r}; known: {', '.join(SOURCES)}")
+    if source not in VALID_SOURCES[name]:
+        raise ValueError(
+            f"source {source!r} is not available for data set {name!r}; use one of {', '.join(VALID_SOURCES[name])}"
+        )
+    if source in _NEEDS_PATH:
+        if path is None or str(path) == "":
+            raise ValueError(f"source {source!r} for data set {name!r} needs a path (the mirror folder or .tar.gz)")
+        want_dir = source == "mirror"
+        p = Path(path)
+        if not (p.is_dir() if want_dir else p.is_file()):
+            kind = "folder" if want_dir else "file"
+            raise ValueError(f"path {str(p)!r} for data set {name!r} (source {source!r}) is not an existing {kind}")
+    elif path is not None:
+        # A path on a download/sklearn source is almost always a mistyped source; say so.
+        raise ValueError(f"source {source!r} for data set {name!r} takes no path, but path={str(path)!r} was given")
+    if source in _NEEDS_ROOT and (root is None or str(root) == ""):
+        raise ValueError(f"source {source!r} for data set {name!r} needs a root folder for torchvision's raw files")
 
