@@ -178,3 +178,18 @@ def test_staged_mnist_mirror_is_read_without_download_and_a_lost_file_is_named(t
     with pytest.raises(DatasetError, match=rf"{lost}: staged file of 'kmnist' is missing; .*snakemake --cores 1 data"):
         materialise("kmnist", tmp_path / "k2.npz", source="download", root=root, staged=manifest)
     assert not (tmp_path / "k2.npz").exists() and not lost.exists()  # nothing was downloaded
+
+
+def test_a_non_jpeg_is_named_even_after_ultralytics_patched_pil(tmp_path):
+    """Ultralytics replaces PIL's Image.open with one that turns an unidentified file into an
+    import error (pi_heif); a process that loaded it must still get the clear error."""
+    from landscapes.ch4.detection.yolo import ultralytics_offline
+    from landscapes.core.datasets.voc import check_jpeg
+
+    ultralytics_offline(tmp_path / "ultralytics")
+    import ultralytics.utils.patches  # noqa: F401  (the patch under test)
+
+    image = tmp_path / "000001.jpg"
+    image.write_bytes(b"hello")
+    with pytest.raises(DatasetError, match="not a readable JPEG"):
+        check_jpeg(image, (96, 80))

@@ -167,8 +167,14 @@ def check_jpeg(path: Path, size: tuple[int, int]) -> None:
     """A listed image must be a complete JPEG of the annotated size (header parse, verify, end marker)."""
     if not path.is_file():
         raise _fail(path, "image missing for a listed id")
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    # Checked before PIL sees the file: a process that imported Ultralytics has a patched
+    # Image.open that answers an unidentified file with an import error of its own.
+    if magic != b"\xff\xd8\xff":
+        raise _fail(path, f"not a readable JPEG (starts {magic.hex() or 'empty'}, not ffd8ff)")
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=["JPEG"]) as im:
             fmt, got = im.format, im.size
             im.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
