@@ -44,3 +44,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A scratch copy of the workflow on which the tiny preset (tests/workflow_helpers.TINY) has
+    run to completion: one run for the session, shared by the workflow tests that only read it
+    or plan dry runs against it."""
+    from workflow_helpers import scratch_workflow, snakemake
+
+    work = scratch_workflow(tmp_path_factory.mktemp("wf"))
+    snakemake(work, "--configfile", "tiny.yaml")
+    return work

@@ -1,7 +1,8 @@
 """Chapter 2 on the real DAG: each job's params hold only the settings it reads.
 
-One finished run of the `ch2` target (tiny settings) is shared; each test plans a dry
-run against it with one config key changed and checks which jobs would rerun.
+The tiny preset's one finished run (the session's `tiny_run`, shared with
+tests/test_workflow.py) is reused; each test plans a dry run of `ch2` against it with one
+config key changed and checks which jobs would rerun.
 """
 
 from __future__ import annotations
@@ -10,19 +11,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import planned_jobs, scratch_workflow, snakemake
+from workflow_helpers import planned_jobs
 
 pytestmark = pytest.mark.slow
 
 TABLES = "results/tiny/tables"
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A scratch workflow on which the `ch2` target has run to completion."""
-    work = scratch_workflow(tmp_path_factory.mktemp("ch2"))
-    snakemake(work, "ch2", "--configfile", "tiny.yaml")
-    return work
+@pytest.fixture
+def finished(tiny_run):
+    """The tiny preset's finished run (conftest), which includes the `ch2` target."""
+    return tiny_run
 
 
 def _plan_with(work, key: str, value) -> dict[str, int]:

@@ -16,7 +16,7 @@ PATH_TINY = {
         "invariance": {"enabled": False},
         "minima": {
             "rows": [{
-                "dataset": "digits", "network": "f1", "bias": False, "seeds": 2, "train_size": 300,
+                "dataset": "digits", "network": "f1", "bias": False, "seeds": 1, "train_size": 300,
                 "flatness_samples": 200, "eps": None,
                 "small": {"batch_size": 50, "epochs": 20, "optimiser": ADAM},
                 "large": {"batch_size": 300, "epochs": 60, "optimiser": ADAM},
@@ -46,17 +46,17 @@ def _with_thresholds(work, thresholds) -> dict[str, int]:
 def test_every_run_saved_its_decades_and_the_table_counts_them(finished):
     assert planned_jobs(finished, "ch3", "--configfile", "tiny.yaml") == {}
     for batch in ("small", "large"):
-        for seed in (0, 1):
+        for seed in (0,):
             snaps = sorted(p.name for p in (finished / MINIMA / f"{batch}_seed{seed}_path").glob("ce_*.pt"))
             assert snaps and set(snaps) <= {"ce_1e-01.pt", "ce_1e-02.pt", "ce_1e-03.pt"}  # whatever is measured
     table = pd.read_csv(finished / "results/tiny/tables/table_3_path.csv")
-    assert list(table["threshold"]) == [0.1] and table.loc[0, "reached_small"].endswith("/2")
-    assert len(pd.read_csv(finished / "results/tiny/tables/table_3_path_runs.csv")) == 4
+    assert list(table["threshold"]) == [0.1] and table.loc[0, "reached_small"].endswith("/1")
+    assert len(pd.read_csv(finished / "results/tiny/tables/table_3_path_runs.csv")) == 2
     assert (finished / "results/tiny/figures/figure_3_path.png").stat().st_size > 1000
 
 
 def test_adding_a_threshold_plans_only_its_measurements(finished):
-    assert _with_thresholds(finished, [0.1, 0.01]) == {"measure_path": 4, "table_3_path": 1, "figure_3_path": 1, "ch3": 1}
+    assert _with_thresholds(finished, [0.1, 0.01]) == {"measure_path": 2, "table_3_path": 1, "figure_3_path": 1, "ch3": 1}
 
 
 def test_a_bad_threshold_list_fails_before_any_job(finished):
