@@ -21,7 +21,6 @@ measured cost. Run: ``PYTHONPATH=src python benchmarks/bench_epoch_times.py``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import time
 from pathlib import Path
@@ -30,20 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench_flatness import read_idx  # the same IDX reader (benchmarks/ is on sys.path when run)
 from landscapes.core.flatness import euclidean_spectral_norm, riemannian_spectral_norm
 from landscapes.core.models import build_model
 from landscapes.core.train import Optimiser, fit
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format): magic, dims as big-endian uint32, then uint8 data."""
-    with gzip.open(path) as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def mnist(root: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -56,3 +56,17 @@ def tiny_run(tmp_path_factory):
     work = scratch_workflow(tmp_path_factory.mktemp("wf"))
     snakemake(work, "--configfile", "tiny.yaml")
     return work
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """Serve ``tmp_path/served`` on 127.0.0.1 (ephemeral port, no proxy) and record every GET."""
+    from fixtures_data import PROXY_VARS, http_server
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with http_server(served) as srv:
+        yield srv

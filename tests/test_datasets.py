@@ -15,12 +15,10 @@ import pytest
 import torchvision.datasets as tvd
 from fixtures_data import (
     MNIST_NAMES,
-    PROXY_VARS,
     Server,
     TinyCifar,
     cifar_tarball,
     flip_byte,
-    http_server,
     idx_bytes,
     md5,
     sha256,
@@ -65,16 +63,6 @@ def assert_nothing_written(out: Path) -> None:
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no temporary left behind either
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """Serve ``tmp_path/served`` on 127.0.0.1 (ephemeral port) and record every GET."""
-    served = tmp_path / "served"
-    served.mkdir()
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with http_server(served) as srv:
-        yield srv
 
 
 def serve_mnist(monkeypatch, server: Server, cls, arrays, *, corrupt: str | None = None) -> None:

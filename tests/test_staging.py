@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from fixtures_data import (
     PROXY_VARS,
-    http_server,
     tiny_mnist,
     voc_tars,
     write_devkit_sums,
@@ -30,15 +29,6 @@ from landscapes.core.datasets import DatasetError, load, materialise, stage
 from landscapes.core.datasets.voc import VocTar, stage_voc2007, voc_yolo_dir
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    served = tmp_path / "served"
-    served.mkdir()
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with http_server(served) as srv:
-        yield srv
 
 
 def _tars(server, voc, *, corrupt: str | None = None) -> tuple[VocTar, ...]:
