@@ -12,8 +12,10 @@ augmentation, no loss assignment: a lower bound of a YOLO step). Then
     GPU hours = CPU hours / factor,  factor = GPU_TFLOPS / (this CPU's measured fp32 matmul TFLOP/s)
 
 with GPU_TFLOPS (default 20, about one A100's dense fp32 rate) stated on the command line.
-Epoch counts are the caps: Chapter 3 runs stop earlier once their loss threshold is met.
-Flatness measurements are not included. Run: ``PYTHONPATH=src python benchmarks/bench_paper_costs.py``.
+With ``--device cuda`` the seconds per sample are measured on that GPU and its hours are
+printed directly (no factor). Epoch counts are the caps: Chapter 3 runs stop earlier once
+their loss threshold is met. Flatness measurements are not included.
+Run: ``PYTHONPATH=src python benchmarks/bench_paper_costs.py [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -33,29 +35,42 @@ from landscapes.core.train import Optimiser, fit
 REPO = Path(__file__).resolve().parents[1]
 
 
+DEVICE = torch.device("cpu")
+STEPS = 3
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def matmul_tflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     a @ b
+    sync()
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync()
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e12
 
 
-def fit_seconds_per_sample(name: str, shape: tuple[int, int, int], batch: int, *, copies: int = 1, steps: int = 3,
-                           loss=None, **options) -> float:  # fmt: skip
+def fit_seconds_per_sample(name: str, shape: tuple[int, int, int], batch: int, *, copies: int = 1, loss=None,
+                           **options) -> float:  # fmt: skip
     """Seconds per training sample of ``fit`` (after one warm-up step), ``copies`` as virtual copies."""
     c, h, _ = shape
     torch.manual_seed(0)
-    model = build_model(name, in_channels=c, image_size=h, num_classes=10, **options)
-    n = batch * steps
+    model = build_model(name, in_channels=c, image_size=h, num_classes=10, **options).to(DEVICE)
+    n = batch * STEPS
     x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8)
     y = torch.randint(0, 10, (n,))
     extra = {} if loss is None else {"loss": loss, "transform": lambda b, idx, g: (b, b)}
     opt = Optimiser(name="sgd", lr=1e-3)
     fit(model, x[:batch], y[:batch], epochs=1, batch_size=batch, optimiser=opt, seed=0, progress=False, **extra)
+    sync()
     t0 = time.perf_counter()
     fit(model, x, y, epochs=1, batch_size=batch, optimiser=opt, seed=0, progress=False, virtual_copies=copies, **extra)
+    sync()
     return (time.perf_counter() - t0) / (n * copies)
 
 
@@ -64,17 +79,26 @@ def yolo_seconds_per_sample(cfg: str, imgsz: int, batch: int = 4) -> float:
     # Imported here: Ultralytics must be configured offline first.
     from ultralytics.nn.tasks import DetectionModel
 
-    model = DetectionModel(cfg, nc=20, verbose=False).train()
-    x = torch.rand(batch, 3, imgsz, imgsz)
+    model = DetectionModel(cfg, nc=20, verbose=False).to(DEVICE).train()
+    x = torch.rand(batch, 3, imgsz, imgsz, device=DEVICE)
+
+    def tensors(out):
+        # Train-mode outputs are a tensor, a list of per-scale maps or (newer Ultralytics) a dict of them.
+        if torch.is_tensor(out):
+            return [out]
+        items = out.values() if isinstance(out, dict) else out
+        return [t for item in items for t in tensors(item)]
 
     def step():
-        out = model(x)
-        sum(o.float().mean() for o in (out if isinstance(out, (list, tuple)) else [out])).backward()
+        sum(t.float().mean() for t in tensors(model(x))).backward()
 
     step()
+    sync()
     t0 = time.perf_counter()
-    step()
-    return (time.perf_counter() - t0) / batch
+    for _ in range(STEPS):
+        step()
+    sync()
+    return (time.perf_counter() - t0) / (batch * STEPS)
 
 
 def jobs(cfg: dict) -> list[dict]:
@@ -124,15 +148,24 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "config/paper.yaml"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gpu-tflops", type=float, default=20.0, help="the GPU's sustained fp32 TFLOP/s (the stated factor)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU itself")
+    parser.add_argument("--steps", type=int, default=None, help="timed batches per job (default 3 on CPU, 20 on a GPU)")
     args = parser.parse_args()
+    global DEVICE, STEPS
+    DEVICE = torch.device(args.device)
+    STEPS = args.steps or (3 if DEVICE.type == "cpu" else 20)
     torch.set_num_threads(args.threads)
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg = {**base, **yaml.safe_load(Path(args.config).read_text())}
-    cpu = matmul_tflops()
-    factor = args.gpu_tflops / cpu
-    print(f"this CPU: {cpu * 1000:.0f} GFLOP/s fp32 matmul with {args.threads} threads; "
-          f"GPU at {args.gpu_tflops:g} TFLOP/s -> factor {factor:.0f}")  # fmt: skip
-    print("| chapter | training job | ms per sample (CPU) | samples x epochs x runs | CPU hours | GPU hours |")
+    rate = matmul_tflops(4096 if DEVICE.type == "cuda" else 2048)
+    if DEVICE.type == "cuda":
+        factor, where = 1.0, torch.cuda.get_device_name(DEVICE)
+        print(f"measured on {where}: {rate:.1f} TFLOP/s fp32 matmul; GPU hours are measured, not scaled")
+    else:
+        factor, where = args.gpu_tflops / rate, "CPU"
+        print(f"this CPU: {rate * 1000:.0f} GFLOP/s fp32 matmul with {args.threads} threads; "
+              f"GPU at {args.gpu_tflops:g} TFLOP/s -> factor {factor:.0f}")  # fmt: skip
+    print(f"| chapter | training job | ms per sample ({where}) | samples x epochs x runs | {where} hours | GPU hours |")
     print("| --- | --- | --- | --- | --- | --- |")
     totals: dict[str, float] = {}
     cache: dict = {}
@@ -142,7 +175,7 @@ def main() -> None:
             cache[key] = job["per_sample"]()
         hours = cache[key] * job["samples"] / 3600
         totals[job["chapter"][:2].strip()] = totals.get(job["chapter"][:2].strip(), 0.0) + hours
-        print(f"| {job['chapter']} | {job['job']} | {1000 * cache[key]:.2f} | {job['samples']:,} | "
+        print(f"| {job['chapter']} | {job['job']} | {1000 * cache[key]:.4f} | {job['samples']:,} | "
               f"{hours:,.0f} | {hours / factor:,.1f} |", flush=True)  # fmt: skip
     for chapter, hours in totals.items():
         print(f"| {chapter} | total | | | {hours:,.0f} | {hours / factor:,.1f} |")

@@ -144,5 +144,5 @@ def test_training_path_is_off_by_default_and_checked_only_when_on():
     cfg["ch3"]["minima"]["path"] = {"enabled": False, "thresholds": [0.05]}
     validate_config(cfg)
     faithful = validate_config(preset("mnist_faithful"))
-    assert faithful["ch3"]["minima"]["path"]["thresholds"] == [0.01, 1e-4]
+    assert faithful["ch3"]["minima"]["path"]["thresholds"] == [0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6]
     assert faithful["ch3"]["invariance"]["enabled"] is False and faithful["ch2"]["enabled"] is False

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every GPU check of the open issues as one prepared run on a lent GPU machine (which has
+# PyTorch but not this project's other packages, and no internet). Sections:
+#   env     the card and the torch build
+#   tests   the GPU-only tests (CUDA results equal the CPU's)
+#   ch3     Table 3.7's MNIST-FC row at the thesis's settings plus the training-path
+#           measurements: `snakemake ch3 --configfile config/mnist_faithful.yaml` (issue 15)
+#   costs   seconds per training sample of every paper network on the GPU (issue 14)
+#   peers   the peer benchmark on CUDA (issue 17), if benchmarks/bench_peers.py is there
+# Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
+# Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
+set -u
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PY:-python3}
+stamp() { echo "=== $1 $(date +%T)"; }
+
+for section in "$@"; do
+    stamp "$section"
+    case $section in
+    env)
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+        $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, torch.cuda.get_device_name())"
+        ;;
+    tests)
+        timeout "${TESTS_LIMIT:-240}" $PY -m pytest -q -p no:cacheprovider -o addopts="" \
+            tests/test_flatness.py::test_cuda_matches_cpu \
+            tests/test_sparse_coding.py::test_gpu_study_matches_cpu_study 2>&1 | tee "$OUT/gpu_tests.txt"
+        ;;
+    ch3)
+        start=$(date +%s)
+        # shellcheck disable=SC2086
+        timeout "${CH3_LIMIT:-420}" $PY -m snakemake ch3 --cores "${CORES:-16}" --resources gpu="${CORES:-16}" \
+            --scheduler greedy --keep-going --configfile config/mnist_faithful.yaml ${CH3_OVERLAY:-} \
+            > "$OUT/ch3_snakemake.txt" 2>&1
+        echo "ch3 exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/ch3_snakemake.txt"
+        tail -5 "$OUT/ch3_snakemake.txt"
+        # Everything but the networks themselves (hundreds of MB): tables, figures, JSONs, logs, benchmarks.
+        tar czf "$OUT/ch3_faithful.tgz" --exclude='*.pt' --exclude='*.ckpt' \
+            results/mnist_faithful logs/mnist_faithful benchmarks/mnist_faithful 2>/dev/null
+        ls -la "$OUT/ch3_faithful.tgz"
+        ;;
+    costs)
+        timeout "${COSTS_LIMIT:-240}" $PY benchmarks/bench_paper_costs.py --device cuda 2>&1 | tee "$OUT/paper_costs_gpu.txt"
+        ;;
+    peers)
+        # shellcheck disable=SC2086
+        timeout "${PEERS_LIMIT:-300}" $PY benchmarks/bench_peers.py --device cuda ${PEERS_ARGS:-} 2>&1 | tee "$OUT/peers_gpu.txt"
+        ;;
+    *)
+        echo "unknown section $section" >&2
+        exit 2
+        ;;
+    esac
+done
+stamp done
