@@ -18,7 +18,9 @@ PACKAGE = REPO / "src" / "landscapes"
 RANKS = {"pipeline": 0, "core": 1, "ch2": 2, "ch3": 2, "ch4": 2}
 MAX_LINES = 420  # "about 400"
 # Imports that may sit inside a function: optional or slow dependencies, each with a reason in place.
-LAZY_ALLOWED = {"ultralytics", "matplotlib"}
+# torchvision (which pulls in torch._dynamo) and scikit-learn add seconds to every Snakemake
+# job's start, so the core modules that most jobs import load them only where they are used.
+LAZY_ALLOWED = {"ultralytics", "matplotlib", "torchvision", "sklearn"}
 
 
 def _modules():

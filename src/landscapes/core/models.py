@@ -25,7 +25,6 @@ import math
 from typing import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from landscapes.pipeline.io import load_model
@@ -178,6 +177,10 @@ def resnet18(*, num_classes: int, weights: str | None = None, **_shape) -> nn.Mo
     The input shape is not needed (global pooling); ``weights`` (the thesis started from
     ImageNet, which no offline machine has) initialises every layer but the head.
     """
+    # Imported here: torchvision costs seconds at the start of every job that imports this
+    # registry, and only ResNet-18 needs it.
+    import torchvision
+
     net = torchvision.models.resnet18(weights=None)
     if weights:
         state = torch.load(weights, map_location="cpu", weights_only=True)

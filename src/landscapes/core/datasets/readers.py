@@ -12,10 +12,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import torchvision.datasets
 from PIL import Image, UnidentifiedImageError
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from landscapes.core.datasets.checks import (
     _IMAGE_SUFFIXES,
@@ -36,6 +33,11 @@ log = logging.getLogger(__name__)
 
 def _from_sklearn_digits(seed: int) -> _Splits:
     """Digits (8x8, 0..16) scaled to 0..255 as round(v * 255 / 16); stratified seeded split."""
+    # Imported here: scikit-learn (and torchvision below) cost seconds at every job's start, and
+    # only the jobs that build a data set need them, not the many that read its artifact.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = np.rint(digits.images * (255.0 / DIGITS_MAX_VALUE)).astype(np.uint8)[:, None]
     labels = digits.target.astype(np.int64)
@@ -49,6 +51,8 @@ def _from_sklearn_digits(seed: int) -> _Splits:
 
 
 def _tv_class(name: str):
+    import torchvision.datasets  # slow to import; only data set builders need it (see above)
+
     return getattr(torchvision.datasets, _TORCHVISION_CLASS[name])
 
 

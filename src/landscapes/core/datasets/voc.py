@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.utils import download_url
 
 from landscapes.core.datasets.checks import (
     DatasetError,
@@ -71,6 +70,9 @@ def download_voc2007(root, tars: tuple[VocTar, ...] = VOC2007_TARS) -> tuple[Pat
     A tar already there with the right md5 is not fetched again; a partial or corrupt
     one is fetched anew (torchvision's ``download_url``).
     """
+    # Imported here: torchvision costs seconds at every job's start; only staging downloads.
+    from torchvision.datasets.utils import download_url
+
     dest = voc_dir(root)
     dest.mkdir(parents=True, exist_ok=True)
     verified = []
