@@ -8,7 +8,7 @@ from landscapes.ch4.partial.autoencoders import Reconstructor, load_reconstructo
 from landscapes.ch4.partial.classifier import train_classifier
 from landscapes.ch4.partial.detection import ObservedLoader
 from landscapes.ch4.partial.evaluate import evaluate_method
-from landscapes.ch4.partial.observe import augment, encode_test_set, eval_mask_seed, observe_batch, observe_copies
+from landscapes.ch4.partial.observe import augment, encode_test_sets, eval_mask_seed, observe_batch, observe_copies
 from landscapes.ch4.partial.settings import (
     Augment,
     AutoencoderSettings,
@@ -179,12 +179,17 @@ def test_trained_classifier_is_saved_once_and_reloads_through_the_registry(tiny_
     assert saved["spec"]["name"] == "vgg11" and saved["spec"]["options"] == {"width": 2, "batch_norm": True}
     assert not model.training
     # the reloaded network scores the full test set exactly as the trained one did
-    encode_test_set(EncodeSettings(ratio=Ratio(1.0), seed=0), tiny_data, tmp_path / "test.npz")
-    record = evaluate_method(EvalSettings(method="vgg16_ours", ratio=Ratio(1.0), batch_size=5, device="cpu"),
-                             tmp_path / "vgg.pt", tmp_path / "test.npz", device=torch.device("cpu"),
-                             out_path=tmp_path / "eval.json")
-    assert record["accuracy"] == metrics["test_accuracy"]
-    assert record["method"] == "VGG-16-Ours" and record["ratio"] == "1.0" and record["extension"] is False
+    encode_test_sets(EncodeSettings(ratios=(Ratio(1.0), Ratio(0.5)), seed=0), tiny_data,
+                     [tmp_path / "test.npz", tmp_path / "test_half.npz"])
+    row = EvalSettings(method="vgg16_ours", ratios=(Ratio(1.0), Ratio(0.5)), batch_size=5, device="cpu")
+    full, half = evaluate_method(row, tmp_path / "vgg.pt", [tmp_path / "test.npz", tmp_path / "test_half.npz"],
+                                 device=torch.device("cpu"), out_paths=[tmp_path / "full.json", tmp_path / "half.json"])
+    assert full["accuracy"] == metrics["test_accuracy"]
+    assert full["method"] == "VGG-16-Ours" and full["ratio"] == "1.0" and full["extension"] is False
+    assert load_json(tmp_path / "half.json") == half and half["ratio"] == "0.5"
+    with pytest.raises(ValueError, match="2 ratios but 1 test sets"):
+        evaluate_method(row, tmp_path / "vgg.pt", [tmp_path / "test.npz"], device=torch.device("cpu"),
+                        out_paths=[tmp_path / "x.json", tmp_path / "y.json"])
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -209,7 +214,7 @@ def test_autoencoders_know_their_ratio_and_the_random_test_set_keeps_per_image_r
         assert metrics["ratio"] == ratio.value and math.isnan(metrics["history"][0]["accuracy"])
     recon = load_reconstructor(paths, torch.device("cpu"))
     assert recon.ratios == [0.25, 0.75]
-    encode_test_set(EncodeSettings(ratio=Ratio.random(), seed=0), tiny_data, tmp_path / "random.npz")
+    encode_test_sets(EncodeSettings(ratios=(Ratio.random(),), seed=0), tiny_data, [tmp_path / "random.npz"])
     test = load_arrays(tmp_path / "random.npz")
     kept = (test["x"] != 0).reshape(16, -1).sum(1)
     assert len(set(test["ratios"].tolist())) == 16 and (kept <= np.maximum(1, np.rint(test["ratios"] * 64))).all()

@@ -11,13 +11,14 @@ rule encode_partial_test:
     input:
         data=dataset_file(PARTIAL["dataset"]),
     output:
-        npz=f"{PARTIAL_DIR}/test/ratio{{ratio}}.npz",
+        [partial_test_set(r) for r in partial_test_ratios()],
     params:
-        cfg=partial_encode_params,
+        # EncodeSettings: the ratios in the order of the outputs.
+        cfg={"ratios": partial_test_ratios(), "seed": config["seed"]},
     log:
-        f"{LOGS}/ch4/partial/encode_ratio{{ratio}}.log",
+        f"{LOGS}/ch4/partial/encode.log",
     benchmark:
-        f"{BENCH}/ch4/partial/encode_ratio{{ratio}}.tsv"
+        f"{BENCH}/ch4/partial/encode.tsv"
     conda:
         "../../envs/landscapes.yaml"
     threads: 1
@@ -81,20 +82,20 @@ rule evaluate_partial:
     input:
         unpack(partial_eval_inputs),
     output:
-        json=f"{PARTIAL_DIR}/eval/{{method}}/ratio{{ratio}}.json",
+        partial_eval_outputs(),
     params:
         cfg=partial_eval_params,
     log:
-        f"{LOGS}/ch4/partial/eval_{{method}}_ratio{{ratio}}.log",
+        f"{LOGS}/ch4/partial/eval_{{method}}.log",
     benchmark:
-        f"{BENCH}/ch4/partial/eval_{{method}}_ratio{{ratio}}.tsv"
+        f"{BENCH}/ch4/partial/eval_{{method}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=by_attempt(4000),
-        runtime=by_attempt(30),
+        runtime=by_attempt(60),
     script:
         "../../scripts/ch4/partial/evaluate_partial.py"
 

@@ -30,18 +30,18 @@ def partial_autoencoders():
     return [f"{PARTIAL_DIR}/autoencoders/ratio{r.wildcard}.pt" for r in ratios]
 
 
+def partial_eval_outputs():
+    """A method's cells of Table 4.1, one per test ratio (the `method` wildcard left open)."""
+    return [f"{PARTIAL_DIR}/eval/{{method}}/ratio{r.wildcard}.json" for r in partial_test_ratios()]
+
+
 def partial_eval_inputs(wildcards):
     """A Recon method is its classifier behind the autoencoders; the others are the classifier alone."""
     classifier = wildcards.method.removeprefix("recon_")
-    inputs = {"model": f"{PARTIAL_DIR}/models/{classifier}.pt", "test": partial_test_set(Ratio.parse(wildcards.ratio))}
+    inputs = {"model": f"{PARTIAL_DIR}/models/{classifier}.pt", "tests": [partial_test_set(r) for r in partial_test_ratios()]}
     if wildcards.method.startswith("recon_"):
         inputs["autoencoders"] = partial_autoencoders()
     return inputs
-
-
-def partial_encode_params(wildcards):
-    """EncodeSettings of the test set observed at one ratio."""
-    return {"ratio": Ratio.parse(wildcards.ratio), "seed": config["seed"]}
 
 
 def partial_train_params(wildcards):
@@ -64,8 +64,8 @@ def partial_autoencoder_params(wildcards):
 
 
 def partial_eval_params(wildcards):
-    """EvalSettings of one cell of Table 4.1."""
-    return {"method": wildcards.method, "ratio": Ratio.parse(wildcards.ratio), "batch_size": PARTIAL["eval_batch_size"],
+    """EvalSettings of one row of Table 4.1 (the ratios in the order of the `tests` input and the outputs)."""
+    return {"method": wildcards.method, "ratios": partial_test_ratios(), "batch_size": PARTIAL["eval_batch_size"],
             "device": config["device"]}
 
 

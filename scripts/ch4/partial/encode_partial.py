@@ -1,6 +1,6 @@
-"""Observe the test set at one ratio (Sec. 4.3) and cache it."""
+"""Observe the test set at each of Table 4.1's ratios (Sec. 4.3) and cache each."""
 
-from landscapes.ch4.partial.observe import encode_test_set
+from landscapes.ch4.partial.observe import encode_test_sets
 from landscapes.ch4.partial.settings import EncodeSettings
 from landscapes.pipeline.config import settings
 from landscapes.pipeline.runtime import start_job
@@ -8,7 +8,7 @@ from landscapes.pipeline.runtime import start_job
 
 def main(snakemake):
     start_job(snakemake)
-    encode_test_set(settings(EncodeSettings, snakemake.params.cfg), snakemake.input.data, snakemake.output.npz)
+    encode_test_sets(settings(EncodeSettings, snakemake.params.cfg), snakemake.input.data, list(snakemake.output))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Accuracy and wall time of one method on one observed test set (a cell of Table 4.1)."""
+"""Accuracy and wall time of one method on each observed test set (a row of Table 4.1)."""
 
 from landscapes.ch4.partial.evaluate import evaluate_method
 from landscapes.ch4.partial.settings import EvalSettings
@@ -9,8 +9,8 @@ from landscapes.pipeline.runtime import select_device, start_job
 def main(snakemake):
     start_job(snakemake)
     s = settings(EvalSettings, snakemake.params.cfg)
-    evaluate_method(s, snakemake.input.model, snakemake.input.test, device=select_device(s.device),
-                    out_path=snakemake.output.json, autoencoder_paths=snakemake.input.get("autoencoders", []))  # fmt: skip
+    evaluate_method(s, snakemake.input.model, list(snakemake.input.tests), device=select_device(s.device),
+                    out_paths=list(snakemake.output), autoencoder_paths=snakemake.input.get("autoencoders", []))  # fmt: skip
 
 
 if __name__ == "__main__":

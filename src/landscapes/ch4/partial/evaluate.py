@@ -51,28 +51,35 @@ def _test_set(path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(torch.from_numpy(test[k]) for k in ("x", "y", "ratios"))
 
 
-def evaluate_method(settings: EvalSettings, model_path, test_path, *, device: torch.device, out_path,
-                    autoencoder_paths=()) -> dict:  # fmt: skip
-    """Accuracy of one method on one cached observed test set (one cell of Table 4.1), written as JSON.
+def evaluate_method(settings: EvalSettings, model_path, test_paths, *, device: torch.device, out_paths,
+                    autoencoder_paths=()) -> list[dict]:  # fmt: skip
+    """Accuracy of one method on each cached observed test set (a row of Table 4.1), one JSON per cell.
 
-    With ``autoencoder_paths`` the images are reconstructed first (the Recon methods).
+    ``test_paths`` and ``out_paths`` follow ``settings.ratios``. With ``autoencoder_paths``
+    the images are reconstructed first (the Recon methods). One job per row, not per cell:
+    loading the networks once costs less than a process per cell.
     """
+    if not len(test_paths) == len(out_paths) == len(settings.ratios):
+        raise ValueError(f"{len(settings.ratios)} ratios but {len(test_paths)} test sets and {len(out_paths)} outputs")
     model, _ = models.load(model_path, device)
-    x, y, ratios = _test_set(test_path)
     recon = load_reconstructor(autoencoder_paths, device) if autoencoder_paths else None
-    accuracy, seconds = classify_accuracy(model, x, y, batch_size=settings.batch_size, recon=recon, ratios=ratios)
-    record = {
-        "method": METHODS.get(settings.method, settings.method),
-        "ratio": settings.ratio.label,
-        "accuracy": accuracy,
-        "seconds": seconds,
-        "num_images": int(len(y)),
-        "device": str(device),
-        "extension": recon is not None and settings.ratio.is_random,
-    }
-    save_json(out_path, record)
-    log.info("%s at ratio %s: accuracy %.4f", record["method"], record["ratio"], accuracy)
-    return record
+    records = []
+    for ratio, test_path, out_path in zip(settings.ratios, test_paths, out_paths):
+        x, y, ratios = _test_set(test_path)
+        accuracy, seconds = classify_accuracy(model, x, y, batch_size=settings.batch_size, recon=recon, ratios=ratios)
+        record = {
+            "method": METHODS.get(settings.method, settings.method),
+            "ratio": ratio.label,
+            "accuracy": accuracy,
+            "seconds": seconds,
+            "num_images": int(len(y)),
+            "device": str(device),
+            "extension": recon is not None and ratio.is_random,
+        }
+        save_json(out_path, record)
+        log.info("%s at ratio %s: accuracy %.4f", record["method"], record["ratio"], accuracy)
+        records.append(record)
+    return records
 
 
 def time_direct_vs_recon(settings: TimingSettings, direct_model_path, recon_model_path, autoencoder_paths,

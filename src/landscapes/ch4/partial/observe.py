@@ -77,11 +77,18 @@ def eval_mask_seed(seed: int, ratio: Ratio) -> int:
     return seed * 10_007 + code
 
 
-def encode_test_set(settings: EncodeSettings, data_path, out_path) -> None:
-    """Observe the test set of a cached data set at one ratio and cache it (images, labels, per-image ratios)."""
+def encode_test_sets(settings: EncodeSettings, data_path, out_paths) -> None:
+    """Observe the test set of a cached data set at each ratio and cache each (images, labels, per-image ratios).
+
+    ``out_paths`` follow ``settings.ratios``; every ratio's mask seed is its own
+    (``eval_mask_seed``), so a set does not depend on which others are encoded with it.
+    """
+    if len(out_paths) != len(settings.ratios):
+        raise ValueError(f"{len(settings.ratios)} ratios but {len(out_paths)} output paths")
     data = load(data_path)
-    seed = eval_mask_seed(settings.seed, settings.ratio)
-    observed, mask, ratios = partial_observation(data.x_test, settings.ratio.encoder_arg, seed=seed, return_mask=True)
-    save_arrays(out_path, x=observed.astype(np.uint8), y=data.y_test, ratios=ratios)
-    log.info("observed %d test images at ratio %s (mean kept fraction %.4f, mask seed %d)",
-             len(observed), settings.ratio, mask.mean(), seed)  # fmt: skip
+    for ratio, out_path in zip(settings.ratios, out_paths):
+        seed = eval_mask_seed(settings.seed, ratio)
+        observed, mask, ratios = partial_observation(data.x_test, ratio.encoder_arg, seed=seed, return_mask=True)
+        save_arrays(out_path, x=observed.astype(np.uint8), y=data.y_test, ratios=ratios)
+        log.info("observed %d test images at ratio %s (mean kept fraction %.4f, mask seed %d)",
+                 len(observed), ratio, mask.mean(), seed)  # fmt: skip

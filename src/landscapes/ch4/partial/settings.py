@@ -46,9 +46,9 @@ class Network:
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """The observed test set at one ratio."""
+    """The observed test sets, one per ratio (each with its own mask seed, so one job or several give the same sets)."""
 
-    ratio: Ratio
+    ratios: tuple[Ratio, ...]
     seed: int
 
 
@@ -76,10 +76,10 @@ class AutoencoderSettings:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """One cell of Table 4.1: a method (the rule's wildcard) at one test ratio."""
+    """One row of Table 4.1: a method (the rule's wildcard) at each test ratio, in the order of the rule's tests."""
 
     method: str
-    ratio: Ratio
+    ratios: tuple[Ratio, ...]
     batch_size: int
     device: str
 
