@@ -137,7 +137,7 @@ def peer_hvps(path: Path, routes_by_model: dict) -> None:
     for name, entry in report["models"].items():
         if "rows" not in entry:
             continue
-        print(f"\n### {name}\n| tool | setting | HVPs | median s | s per HVP (incl. solver) |\n|---|---|---|---|---|")
+        print(f"\n### {name}\n| tool | setting | HVPs | median s | s per HVP (solver included; warm HVPs counted as full) |\n|---|---|---|---|---|")
         for r in entry["rows"]:
             hvps = r["hvps"]
             count = sum(int(t) for t in str(hvps).replace("warm", "").replace("+", " ").split())
@@ -172,6 +172,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peers_json and not args.peers_json.exists():
+        parser.error(f"--peers-json {args.peers_json} does not exist (write it with bench_peers.py --out)")
     device = torch.device(args.device)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     median = timer(device)
