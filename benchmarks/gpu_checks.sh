@@ -6,7 +6,8 @@
 #   ch3     Table 3.7's MNIST-FC row at the thesis's settings plus the training-path
 #           measurements: `snakemake ch3 --configfile config/mnist_faithful.yaml` (issue 15)
 #   costs   seconds per training sample of every paper network on the GPU (issue 14)
-#   peers   the peer benchmark on CUDA (issue 17), if benchmarks/bench_peers.py is there
+#   peers   the peer benchmark on CUDA (issue 17); data paths in PEERS_ARGS (--mnist, --cifar)
+#   vgg16   per-HVP time and memory of VGG16 on 2,000 CIFAR images (issue 17); VGG_ARGS (--cifar)
 # Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
 # Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
 set -u
@@ -47,6 +48,10 @@ for section in "$@"; do
     peers)
         # shellcheck disable=SC2086
         timeout "${PEERS_LIMIT:-300}" $PY benchmarks/bench_peers.py --device cuda ${PEERS_ARGS:-} 2>&1 | tee "$OUT/peers_gpu.txt"
+        ;;
+    vgg16)
+        # shellcheck disable=SC2086
+        timeout "${VGG_LIMIT:-120}" $PY benchmarks/bench_vgg16_hvp.py --device cuda ${VGG_ARGS:-} 2>&1 | tee "$OUT/vgg16_hvp_gpu.txt"
         ;;
     *)
         echo "unknown section $section" >&2
