@@ -66,7 +66,14 @@ from landscapes.core.flatness.measures import (
 from landscapes.core.flatness.operator import CurvatureOperator
 from landscapes.core.flatness.results import FlatnessResult, TraceResult, WarmStage
 from landscapes.core.flatness.solvers import lanczos, power_iteration
-from landscapes.core.flatness.symmetry import layers, metric_inner, parameter_blocks, rescale
+from landscapes.core.flatness.symmetry import (
+    layers,
+    metric_inner,
+    parameter_blocks,
+    rescale,
+    rescale_before_norm,
+    rescale_norm_affine,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -97,6 +104,8 @@ __all__ = [
     "parameter_blocks",
     "power_iteration",
     "rescale",
+    "rescale_before_norm",
+    "rescale_norm_affine",
     "riemannian_hessian_trace",
     "riemannian_hvp",
     "riemannian_spectral_norm",
