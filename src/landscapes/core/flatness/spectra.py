@@ -98,18 +98,43 @@ def _random_unit(n: int, gen: torch.Generator, device: torch.device, mask: torch
     return u / u.norm()
 
 
-def _lanczos_step(apply: Apply, basis: list[torch.Tensor], beta_prev: float) -> tuple[float, torch.Tensor]:
-    """One step with full reorthogonalisation (twice): alpha_k and the unnormalised next vector."""
-    q = basis[-1]
+class _Basis:
+    """The Lanczos vectors as rows of one growing buffer (stacking a list anew each step
+    would copy k vectors of the operator's size per product)."""
+
+    def __init__(self, first: torch.Tensor, capacity: int) -> None:
+        self.rows = torch.empty((max(1, min(capacity, 32)), first.numel()), device=first.device, dtype=first.dtype)
+        self.rows[0] = first
+        self.count = 1
+        self.capacity = capacity
+
+    def active(self) -> torch.Tensor:
+        return self.rows[: self.count]
+
+    def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
+        """w minus its projection on the basis, twice (classical Gram-Schmidt: "twice is enough")."""
+        active = self.active()
+        for _ in range(2):
+            w = w - active.T @ (active @ w)
+        return w
+
+    def append(self, q: torch.Tensor) -> None:
+        if self.count == self.rows.shape[0]:
+            extra = min(self.rows.shape[0], max(1, self.capacity - self.count))
+            self.rows = torch.cat([self.rows, torch.empty_like(self.rows[:extra])])
+        self.rows[self.count] = q
+        self.count += 1
+
+
+def _lanczos_step(apply: Apply, basis: _Basis, beta_prev: float) -> tuple[float, torch.Tensor]:
+    """One step with full reorthogonalisation: alpha_k and the unnormalised next vector."""
+    q = basis.rows[basis.count - 1]
     w = apply(q)
     alpha = float(torch.dot(q, w))
     w = w - alpha * q
-    if len(basis) > 1:
-        w = w - beta_prev * basis[-2]
-    stacked = torch.stack(basis)
-    for _ in range(2):
-        w = w - stacked.T @ (stacked @ w)
-    return alpha, w
+    if basis.count > 1:
+        w = w - beta_prev * basis.rows[basis.count - 2]
+    return alpha, basis.orthogonalise(w)
 
 
 def top_eigenpairs(
@@ -138,13 +163,14 @@ def top_eigenpairs(
         raise ValueError(f"max_hvp ({max_hvp}) must be at least k ({k})")
     gen = torch.Generator().manual_seed(seed)
     mask = None if op.scales is None else op.scales == 0
-    basis = [_random_unit(n, gen, op.device, mask)]
+    steps = min(max_hvp, n)
+    basis = _Basis(_random_unit(n, gen, op.device, mask), steps)
     alphas: list[float] = []
     betas: list[float] = []
     eps = torch.finfo(SOLVER_DTYPE).eps
     converged = False
     vals = vecs = residuals = None
-    for step in range(min(max_hvp, n)):
+    for step in range(steps):
         alpha, w = _lanczos_step(op.matvec, basis, betas[-1] if betas else 0.0)
         alphas.append(alpha)
         beta = float(w.norm())
@@ -155,20 +181,17 @@ def top_eigenpairs(
         if len(top) == k and np.all(residuals <= tol * max(np.max(np.abs(vals[top])), 1e-300)):
             converged = True
             break
-        if step + 1 == min(max_hvp, n):
+        if step + 1 == steps:
             break
         if beta <= eps * scale:  # invariant subspace: restart orthogonally to it
-            fresh = _random_unit(n, gen, op.device, mask)
-            stacked = torch.stack(basis)
-            for _ in range(2):
-                fresh = fresh - stacked.T @ (stacked @ fresh)
+            fresh = basis.orthogonalise(_random_unit(n, gen, op.device, mask))
             beta, w = 0.0, fresh
             if float(fresh.norm()) <= eps:
                 break  # the (masked) space is exhausted
         betas.append(beta)
         basis.append(w / w.norm())
     top = np.argsort(vals)[::-1][:k]
-    stacked = torch.stack(basis[: len(alphas)])
+    stacked = basis.active()[: len(alphas)]
     vectors = []
     for j in top:
         y = stacked.T @ torch.as_tensor(vecs[:, j], device=op.device, dtype=SOLVER_DTYPE)
@@ -261,7 +284,7 @@ def spectral_density(
     used = 0
     for p in range(probes):
         z = torch.randint(0, 2, (n,), generator=gen, dtype=torch.int8).to(SOLVER_DTYPE) * 2 - 1
-        basis = [(z / z.norm()).to(op.device)]
+        basis = _Basis((z / z.norm()).to(op.device), steps)
         alphas: list[float] = []
         betas: list[float] = []
         for step in range(steps):
