@@ -145,20 +145,20 @@ def build(s: FlatnessSettings, image_shape: tuple[int, ...], num_classes: int) -
     if kind == "torchvision" and name:
         if name not in torchvision.models.list_models():
             raise InputError(f"unknown torchvision model {name!r}")
-        model = _call(torchvision.models.get_model, name, **{"num_classes": classes, **args})
+        model = _call(s.seed, torchvision.models.get_model, name, **{"num_classes": classes, **args})
     elif kind == "landscapes" and name:
         if name not in MODEL_NAMES:
             raise InputError(f"unknown model {name!r}; ours are {', '.join(MODEL_NAMES)}")
         if len(image_shape) != 3 or image_shape[1] != image_shape[2]:
             raise InputError(f"our networks read square images (C, H, H); the data are {tuple(image_shape)}")
         shape = {"in_channels": image_shape[0], "image_size": image_shape[1], "num_classes": classes}
-        model = _call(build_model, name, **{**shape, **args})
+        model = _call(s.seed, build_model, name, **{**shape, **args})
     elif kind and name:
         try:
             factory = getattr(importlib.import_module(kind), name)
         except (ImportError, AttributeError) as err:
             raise InputError(f"cannot load model {s.model!r}: {err}") from None
-        model = _call(factory, **({"num_classes": s.num_classes} if s.num_classes else {}), **args)
+        model = _call(s.seed, factory, **({"num_classes": s.num_classes} if s.num_classes else {}), **args)
     else:
         raise InputError(f"unknown model {s.model!r}: use torchvision:NAME, landscapes:NAME or package.module:callable")
     if not isinstance(model, nn.Module):
@@ -168,9 +168,12 @@ def build(s: FlatnessSettings, image_shape: tuple[int, ...], num_classes: int) -
     return model.eval()
 
 
-def _call(factory, *args, **kwargs) -> nn.Module:
+def _call(seed: int, factory, *args, **kwargs) -> nn.Module:
+    # Initial weights from the seed: the same model on every run and on every torchrun rank.
     try:
-        return factory(*args, **kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory(*args, **kwargs)
     except (TypeError, ValueError) as err:
         raise InputError(f"cannot build the model: {err}") from None
 

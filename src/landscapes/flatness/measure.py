@@ -66,7 +66,7 @@ def prepare(s: FlatnessSettings) -> tuple[nn.Module, torch.Tensor, torch.Tensor,
     about = {
         "model": s.model, "weights": s.weights, "data": s.data, "split": s.split, "samples": len(x),
         "input_shape": list(x.shape[1:]), "num_parameters": sum(p.numel() for p in blocks),
-        "num_blocks": len(blocks), "dtype": s.dtype, "device": str(device), "loss": loss,
+        "num_blocks": len(blocks), "seed": s.seed, "dtype": s.dtype, "device": str(device), "loss": loss,
     }
     return model, x, y, about
 
@@ -134,7 +134,7 @@ def format_table(result: dict) -> str:
     metrics = list(result["measures"])
     ranks = f" on {result['ranks']} ranks" if result.get("ranks", 1) > 1 else ""
     lines = [
-        f"model    {result['model']}" + (f" with weights {result['weights']}" if result["weights"] else " (initial weights)"),
+        f"model    {result['model']}" + (f" with weights {result['weights']}" if result["weights"] else f" (initial weights, seed {result['seed']})"),
         f"         {result['num_parameters']:,} parameters in {result['num_blocks']} blocks, {result['dtype']} on {result['device']}{ranks}",
         f"data     {result['data']} ({result['split']}), {result['samples']} samples of shape {tuple(result['input_shape'])}",
         f"loss     {result['loss']:.6g} (mean cross-entropy, eval mode)",
