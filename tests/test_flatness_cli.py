@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from torch import nn
 
 from conftest import REPO
@@ -140,3 +141,22 @@ def test_python_dash_m_runs_the_same_command(files, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("landscapes-flatness: error: unknown model 'nope'; ours are f1, c1")
+
+
+def test_image_folder_and_named_data_sets_are_read(files, tmp_path):
+    rng = np.random.default_rng(2)
+    for label in ("cat", "dog"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "images" / label / f"{i}.png")
+    common = ["--model", "landscapes:f1", "--samples", "0", "--tol", "1e-4", "--no-progress"]
+    assert main([*common, "--data", f"imagefolder:{tmp_path / 'images'}", "--json", str(tmp_path / "folder.json")]) == 0
+    folder = json.loads((tmp_path / "folder.json").read_text())
+    assert folder["samples"] == 6 and folder["input_shape"] == [3, 8, 8]
+    # scikit-learn's digits through the pipeline's loader, cached under --data-root
+    args = ["--model", "landscapes:f1", "--data", "digits", "--samples", "40", "--data-root", str(tmp_path / "raw"),
+            "--tol", "1e-4", "--no-progress", "--json", str(tmp_path / "digits.json")]
+    assert main(args) == 0
+    digits = json.loads((tmp_path / "digits.json").read_text())
+    assert digits["samples"] == 40 and digits["input_shape"] == [1, 8, 8]
+    assert (tmp_path / "raw" / "landscapes-flatness" / "digits-sklearn.npz").is_file()

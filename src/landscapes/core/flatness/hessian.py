@@ -99,6 +99,10 @@ class LossHessian:
     ``reuse_graph``, so that several instances can be set up while only the one in use
     holds graphs (the warm passes of ``spectral_norm`` run one at a time this way).
 
+    Under ``torch.distributed`` (``distributed.active()``) ``data`` is this rank's shard:
+    ``num_samples`` is the count over all ranks, and the loss and every HVP are
+    all-reduced, so they are those of the mean loss over the union of the shards.
+
     The caller's model is never modified: parameters are detached copies (converted to
     ``dtype`` when given) swapped in with ``torch.func.functional_call``, and every
     forward pass runs in ``evaluation_mode``.
