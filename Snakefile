@@ -30,6 +30,7 @@ include: "workflow/rules/ch2.smk"
 include: "workflow/rules/ch3.smk"
 include: "workflow/rules/ch4_partial.smk"
 include: "workflow/rules/ch4_detection.smk"
+include: "workflow/rules/user_models.smk"
 
 
 rule all:
@@ -39,6 +40,7 @@ rule all:
         ch3_outputs(),
         ch4_outputs(),
         extension_outputs(),
+        user_model_outputs(),
 
 
 rule paper:
@@ -71,3 +73,8 @@ rule ch4_partial:
 rule ch4_detection:
     input:
         ch4_detection_outputs(),
+
+
+rule user_models:
+    input:
+        user_model_outputs(),

@@ -85,9 +85,22 @@ def test_parameter_blocks_put_all_weights_before_biases():
     assert names == ["0.weight", "2.weight", "4.weight", "0.bias", "2.bias", "4.bias"]
 
 
-def test_parameter_blocks_reject_parameters_without_a_metric():
-    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
-    with pytest.raises(ValueError, match="outside Linear/Conv"):
+def test_parameter_blocks_append_other_trainable_tensors_after_the_biases():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Linear(3, 2), nn.LayerNorm(2))
+    model[3].bias.requires_grad_(False)  # frozen: not a block
+    names = [name for name, _ in parameter_blocks(model)]
+    assert names == ["0.weight", "2.weight", "0.bias", "2.bias", "1.weight", "1.bias", "3.weight"]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (nn.Sequential(nn.LazyLinear(3)), "not initialised"),
+        (nn.Sequential(nn.Linear(2, 2, dtype=torch.complex64)), "not a real floating"),
+    ],
+)
+def test_parameter_blocks_reject_parameters_the_measure_cannot_handle(model, message):
+    with pytest.raises(ValueError, match=f"unsupported parameter 0.weight: .*{message}"):
         parameter_blocks(model)
 
 

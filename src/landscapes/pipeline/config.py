@@ -77,7 +77,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
 
 def cross_field_problems(config: dict) -> list[str]:
     return (_data_problems(config) + _ch2_problems(config["ch2"]) + _ch3_problems(config["ch3"])
-            + _ch4_problems(config["ch4"]))  # fmt: skip
+            + _ch4_problems(config["ch4"]) + _user_model_problems(config["user_models"]))  # fmt: skip
 
 
 # Sources the `data` target stages (fetches or checks) before any job reads them; `sklearn` needs none.
@@ -95,7 +95,17 @@ def datasets_in_use(config: dict) -> list[str]:
     det = ch4["detection"]
     if det["enabled"] and det["partial"]["enabled"] and det["partial"]["source"] == "voc2007":
         used.append("voc2007")
+    used += [m["data"] for m in config.get("user_models", []) if ":" not in m["data"]]  # imagefolder:/npz: are files
     return list(dict.fromkeys(used))
+
+
+def _user_model_problems(models: list[dict]) -> list[str]:
+    names = [m["name"] for m in models]
+    problems = [f"user_models: name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    for m in models:
+        if (m["mean"] is None) != (m["std"] is None):
+            problems.append(f"user_models.{m['name']}: mean and std go together")
+    return problems
 
 
 def _data_problems(config: dict) -> list[str]:

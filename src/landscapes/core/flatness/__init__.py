@@ -2,7 +2,8 @@
 
 Geometry (thesis Sec. 3.3-3.3.1). The parameters are blocks: every weight tensor W_i
 and every bias b_i of the network's Linear/Conv layers, ordered all weights first,
-then all biases (the order of the authors' code). The metric at a point is
+then all biases (the order of the authors' code), then every other trainable tensor
+(batch- and layer-norm affine parameters, embeddings; see ``symmetry``). The metric at a point is
 
     g(eta, xi) = sum_i <eta_i, xi_i> / ||W_i||^2      (a bias block uses ||b_i||^2),
 
@@ -30,10 +31,14 @@ Rayleigh quotient g(xi, Hess xi), as the authors' code did; where that eigenvalu
 negative (possible away from a minimum) the result is negative, and a warning is
 logged because it is then not the Definition 3 value.
 
-Modules: ``symmetry`` (blocks, metric, T_lambda), ``hessian`` (Euclidean HVPs of the
-mean loss), ``operator`` (``CurvatureOperator``: A as a linear operator, also for
-SciPy), ``solvers`` (Lanczos, Algorithm 1), ``measures`` (``spectral_norm``,
-``trace`` and the one-line measures on a model), ``results``, ``defaults``.
+Modules: ``symmetry`` (blocks, metric, T_lambda and the batch-norm symmetries, with
+the derivation for blocks beyond Linear/Conv), ``batches`` (the data), ``hessian``
+(Euclidean HVPs of the mean loss), ``distributed`` (data-parallel HVPs over a
+``torch.distributed`` group), ``operator`` (``CurvatureOperator``: A as a linear
+operator, also for SciPy), ``solvers`` (Lanczos, Algorithm 1), ``measures``
+(``spectral_norm``, ``trace`` and the one-line measures on a model), ``spectra``
+(top-k eigenpairs, per-block spectral norms, spectral density), ``spread`` (the
+measure over disjoint subsets of the data), ``results``, ``defaults``.
 """
 
 from landscapes.core.flatness.defaults import (
@@ -66,7 +71,24 @@ from landscapes.core.flatness.measures import (
 from landscapes.core.flatness.operator import CurvatureOperator
 from landscapes.core.flatness.results import FlatnessResult, TraceResult, WarmStage
 from landscapes.core.flatness.solvers import lanczos, power_iteration
-from landscapes.core.flatness.symmetry import layers, metric_inner, parameter_blocks, rescale
+from landscapes.core.flatness.spectra import (
+    BlockValue,
+    Eigenpairs,
+    SpectralDensity,
+    block_spectral_norms,
+    layer_groups,
+    spectral_density,
+    top_eigenpairs,
+)
+from landscapes.core.flatness.spread import Spread, spread
+from landscapes.core.flatness.symmetry import (
+    layers,
+    metric_inner,
+    parameter_blocks,
+    rescale,
+    rescale_before_norm,
+    rescale_norm_affine,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -82,25 +104,36 @@ __all__ = [
     "METHODS",
     "METRICS",
     "SOLVER_DTYPE",
+    "BlockValue",
     "CurvatureOperator",
+    "Eigenpairs",
     "FlatnessResult",
     "LossHessian",
+    "SpectralDensity",
+    "Spread",
     "TraceResult",
     "WarmStage",
+    "block_spectral_norms",
     "euclidean_hessian_trace",
     "euclidean_spectral_norm",
     "evaluation_mode",
     "hvp",
     "lanczos",
+    "layer_groups",
     "layers",
     "metric_inner",
     "parameter_blocks",
     "power_iteration",
     "rescale",
+    "rescale_before_norm",
+    "rescale_norm_affine",
     "riemannian_hessian_trace",
     "riemannian_hvp",
     "riemannian_spectral_norm",
     "sharpness_bound",
+    "spectral_density",
     "spectral_norm",
+    "spread",
+    "top_eigenpairs",
     "trace",
 ]

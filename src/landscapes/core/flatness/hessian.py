@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from landscapes.core.flatness import distributed
+from landscapes.core.flatness.batches import Batch, Data, LossFn, as_batches, micro_batches
 from landscapes.core.flatness.defaults import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DEFAULT_REUSE_GRAPH
 from landscapes.core.flatness.symmetry import parameter_blocks
 
+__all__ = ["Batch", "Data", "LossFn", "LossHessian", "as_batches", "evaluation_mode"]
+
 log = logging.getLogger(__name__)
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Batch = tuple[torch.Tensor, torch.Tensor]
-Data = Batch | Iterable[Batch]
-
 
 @contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
@@ -32,22 +32,18 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = flag
 
 
-def as_batches(data: Data) -> list[Batch]:
-    """``data`` as a list of ``(inputs, targets)`` pairs; a generator is consumed here, once."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return [(data[0], data[1])]
-    batches = [tuple(b) for b in data]
-    if not batches or any(len(b) != 2 for b in batches):
-        raise ValueError("data must be an (inputs, targets) pair of tensors or a non-empty iterable of such pairs")
-    return batches
+def _check_eval_mode_is_per_sample(model: nn.Module) -> None:
+    """Reject batch norms that normalise with batch statistics even in eval mode.
 
-
-def _micro_batches(batches: list[Batch], batch_size: int | None) -> list[Batch]:
-    if batch_size is None:
-        return batches
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    return [(x[i : i + batch_size], y[i : i + batch_size]) for x, y in batches for i in range(0, len(x), batch_size)]
+    Their loss couples the samples of a batch, so it is no mean over samples and
+    micro-batching (or sharding) would change it.
+    """
+    for name, m in model.named_modules():
+        if isinstance(m, _BatchNorm) and (m.running_mean is None or m.running_var is None):
+            raise ValueError(
+                f"batch norm {name!r} keeps no running statistics (track_running_stats=False): in eval mode it "
+                "still uses batch statistics, so the loss is not a mean over samples"
+            )
 
 
 def _memory_budget(device: torch.device) -> int:
@@ -103,6 +99,10 @@ class LossHessian:
     ``reuse_graph``, so that several instances can be set up while only the one in use
     holds graphs (the warm passes of ``spectral_norm`` run one at a time this way).
 
+    Under ``torch.distributed`` (``distributed.active()``) ``data`` is this rank's shard:
+    ``num_samples`` is the count over all ranks, and the loss and every HVP are
+    all-reduced, so they are those of the mean loss over the union of the shards.
+
     The caller's model is never modified: parameters are detached copies (converted to
     ``dtype`` when given) swapped in with ``torch.func.functional_call``, and every
     forward pass runs in ``evaluation_mode``.
@@ -120,7 +120,8 @@ class LossHessian:
     ) -> None:
         blocks = parameter_blocks(model)
         if not blocks:
-            raise ValueError("the model has no Linear/Conv parameters")
+            raise ValueError("the model has no trainable parameters")
+        _check_eval_mode_is_per_sample(model)
         reference = blocks[0][1]
         self.device = reference.device
         self.dtype = dtype or reference.dtype
@@ -132,8 +133,11 @@ class LossHessian:
         }
         self.model = model
         self.loss_fn = loss_fn
-        self.batches = _micro_batches(as_batches(data), batch_size)
-        self.num_samples = sum(len(x) for x, _ in self.batches)
+        self.batches = micro_batches(as_batches(data), batch_size)
+        self.local_samples = sum(len(x) for x, _ in self.batches)
+        # Under torch.distributed the losses are weighted by the count over all ranks' shards.
+        count = torch.tensor(float(self.local_samples), dtype=torch.float64, device=self.device)
+        self.num_samples = int(distributed.all_reduce_sum(count).item())
         if self.num_samples == 0:
             raise ValueError("data holds no samples")
         self._reuse_request = reuse_graph
@@ -191,7 +195,7 @@ class LossHessian:
                     loss_b = self._batch_loss(x, y)
             total += loss_b
         self._graphs = graphs
-        return float(total)
+        return float(distributed.all_reduce_sum(total.to(torch.float64)))
 
     @staticmethod
     def _second_grad(graph: tuple[torch.Tensor, ...], params, vector, retain: bool) -> list[torch.Tensor]:
@@ -216,6 +220,8 @@ class LossHessian:
         for part in parts:
             for acc, h in zip(total, part):
                 acc.add_(h)
+        if distributed.active():
+            return self.unflatten(distributed.all_reduce_sum(self.flatten(total)))
         return total
 
     def flatten(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -7,6 +7,8 @@ u = S^{-1} xi (so ||xi||_g = ||u||_2); for the Euclidean metric S = I and A = H.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
@@ -27,15 +29,16 @@ from landscapes.core.flatness.symmetry import block_norms
 class CurvatureOperator:
     """u -> A u = S H S u for the Hessian H of the mean loss over all samples in ``data``.
 
-    ``metric="riemannian"``: S = G^{-1/2}, ||W_i|| on the entries of block i (weights
-    first, then biases: ``parameter_blocks``), so A is the same matrix at every point of
+    ``metric="riemannian"``: S = G^{-1/2}, ||p_i|| on the entries of block i (weights
+    first, then biases, then any other trainable tensor: ``parameter_blocks``), so A is the same matrix at every point of
     a T_lambda equivalence class; ``metric="euclidean"``: S = I. A block of norm zero
     (e.g. zero-initialised biases) lies outside the quotient manifold (which needs
     W_i != 0); S takes the limit of the metric there: its rows and columns of A vanish.
 
     ``matvec`` takes and returns flat vectors of length ``shape[0]`` in float64
     (``SOLVER_DTYPE``) on ``device``, whatever ``dtype`` the HVPs run in; ``num_hvp``
-    counts its calls. ``to_scipy()`` wraps it for SciPy (``eigsh`` and friends).
+    counts its calls and ``on_hvp`` (if given, e.g. a progress bar's ``update``) is
+    called after each, here and in every ``variant``. ``to_scipy()`` wraps it for SciPy (``eigsh`` and friends).
     ``data``, ``batch_size``, ``dtype`` and ``reuse_graph`` are those of ``LossHessian``:
     the loss is accumulated exactly over micro-batches, the first-order graphs are kept
     when they fit in memory and built only at the first product, and the model is used
@@ -52,6 +55,7 @@ class CurvatureOperator:
         batch_size: int | None = DEFAULT_BATCH_SIZE,
         dtype: torch.dtype | None = DEFAULT_DTYPE,
         reuse_graph: bool | None = DEFAULT_REUSE_GRAPH,
+        on_hvp: Callable[[], object] | None = None,
     ) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -63,6 +67,7 @@ class CurvatureOperator:
         size = sum(p.numel() for p in self.hessian.params)
         self.shape = (size, size)
         self.num_hvp = 0
+        self.on_hvp = on_hvp
         self._scales = None
         if metric == "riemannian":
             norms = block_norms(self.hessian.params)
@@ -105,6 +110,8 @@ class CurvatureOperator:
         v = u if self._scales is None else self._scales * u
         h = self.hessian
         hv = h.flatten(h.hvp(h.unflatten(v.to(h.dtype)))).to(SOLVER_DTYPE)
+        if self.on_hvp is not None:
+            self.on_hvp()
         return hv if self._scales is None else self._scales * hv
 
     def to_scipy(self) -> LinearOperator:
@@ -134,4 +141,5 @@ class CurvatureOperator:
             batch_size=self.batch_size,
             dtype=dtype or self.dtype,
             reuse_graph=self._reuse_request,
+            on_hvp=self.on_hvp,
         )

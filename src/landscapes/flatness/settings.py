@@ -1,0 +1,49 @@
+"""What one measurement of a user's model reads: the command line's options and a
+``user_models`` entry of the workflow's config are both this dataclass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MEASURES = ("riemannian", "euclidean", "both")
+DTYPES = ("float32", "float64")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class FlatnessSettings:
+    """One measurement (the fields are ``landscapes-flatness --help``'s options).
+
+    ``model``: ``torchvision:NAME``, ``landscapes:NAME`` or ``package.module:callable``;
+    ``data``: one of our data-set names, ``imagefolder:PATH`` or ``npz:PATH``;
+    ``data_artifact``: a standardised ``.npz`` the pipeline already wrote for a named
+    data set (None: materialise it from ``data_source`` into ``data_root``).
+    ``top_k`` 1 measures the spectral norm only; ``spread`` 0 skips the spread.
+    """
+
+    model: str
+    weights: str | None
+    model_args: Mapping[str, object]
+    num_classes: int | None
+    data: str
+    data_source: str | None
+    data_root: str
+    data_path: str | None
+    data_artifact: str | None
+    split: str
+    samples: int | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    batch_size: int | None
+    device: str
+    dtype: str
+    measure: str
+    top_k: int
+    per_layer: bool
+    trace: bool
+    density: bool
+    spread: int
+    tol: float
+    max_hvp: int
+    seed: int
