@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--gpu-tflops", type=float, default=20.0, help="the GPU's sustained fp32 TFLOP/s (the stated factor)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure on the GPU itself")
     parser.add_argument("--steps", type=int, default=None, help="timed batches per job (default 3 on CPU, 20 on a GPU)")
+    parser.add_argument("--chapters", default=None, help="only these chapters' jobs, e.g. 4b (comma-separated prefixes)")
     args = parser.parse_args()
     global DEVICE, STEPS
     DEVICE = torch.device(args.device)
@@ -169,7 +170,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     totals: dict[str, float] = {}
     cache: dict = {}
+    wanted = None if args.chapters is None else tuple(args.chapters.split(","))
     for job in jobs(cfg):
+        if wanted and not job["chapter"].startswith(wanted):
+            continue
         key = job.get("key") or job["job"]
         if key not in cache:
             cache[key] = job["per_sample"]()
