@@ -169,7 +169,7 @@ def top_eigenpairs(
     betas: list[float] = []
     eps = torch.finfo(SOLVER_DTYPE).eps
     converged = False
-    vals = vecs = residuals = None
+    vals = vecs = residuals = None  # set by the first step (max_hvp >= k >= 1)
     for step in range(steps):
         alpha, w = _lanczos_step(op.matvec, basis, betas[-1] if betas else 0.0)
         alphas.append(alpha)
@@ -187,7 +187,8 @@ def top_eigenpairs(
             fresh = basis.orthogonalise(_random_unit(n, gen, op.device, mask))
             beta, w = 0.0, fresh
             if float(fresh.norm()) <= eps:
-                break  # the (masked) space is exhausted
+                converged = True  # the Krylov spaces span the whole (masked) space: the Ritz values are exact
+                break
         betas.append(beta)
         basis.append(w / w.norm())
     top = np.argsort(vals)[::-1][:k]
@@ -196,11 +197,10 @@ def top_eigenpairs(
     for j in top:
         y = stacked.T @ torch.as_tensor(vecs[:, j], device=op.device, dtype=SOLVER_DTYPE)
         vectors.append(op.tangent(y / y.norm()))
-    res = beta * np.abs(vecs[-1, top])
     return Eigenpairs(
         values=tuple(float(v) for v in vals[top]),
         vectors=tuple(vectors),
-        residuals=tuple(float(r) for r in res),
+        residuals=tuple(float(r) for r in residuals),
         num_hvp=len(alphas),
         converged=converged,
         metric=op.metric,
