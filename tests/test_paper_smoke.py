@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -137,30 +138,49 @@ def _our_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["source"] == "this run"] if "source" in df.columns else df
 
 
+# Cells that are empty (NaN) by design at smoke scale, by column name; anything else must be finite.
+UNDEFINED_AT_SMOKE_SCALE = {
+    r"thesis": "the thesis printed no value for the smoke sizes",
+    r"ratio_to_thesis|closest_ratio|median_abs_log10|spearman|geometric_mean_ratio": "compared with thesis cells",
+    r"_std$": "a standard deviation of one run",
+    r"^(tau|p)_": "Kendall's tau over one run per batch size",
+    r"^large_small_ratio": "printed on the large-batch row only",
+}
+# Chapter 4b's detection quality is undefined where a one-epoch detector detected nothing.
+UNDETECTED = r"DICE|centroid|classification rate|Silverado|Ram|Frontier"
+
+
 def test_every_numeric_cell_of_every_table_is_finite(paper_run):
-    bad = []
+    bad, checked = [], 0
     for csv in sorted((paper_run["work"] / RES / "tables").glob("*.csv")):
         df = _our_rows(pd.read_csv(csv))
         numeric = df.select_dtypes(include=[np.number])
         for col in numeric.columns:
             values = numeric[col].to_numpy(dtype=float)
+            assert not np.isinf(values).any(), f"{csv.name}:{col} = {values.tolist()}"
+            excused = any(re.search(pat, col) for pat in UNDEFINED_AT_SMOKE_SCALE) or (
+                csv.name.startswith("table_4_") and re.search(UNDETECTED, col))
+            if excused:
+                continue
+            checked += 1
             if not np.isfinite(values).all():
                 bad.append(f"{csv.name}:{col} = {values.tolist()}")
     assert not bad, "\n".join(bad)
+    assert checked > 100  # the excuses cover a few columns, not the tables
 
 
 def test_table_3_7_has_all_eight_rows_of_table_3_4(paper_run):
     work = paper_run["work"]
-    t34 = pd.read_csv(work / RES / "tables/table_3_4.csv")
+    t34 = pd.read_csv(work / RES / "tables/table_3_4.csv")  # a row per data set, a column per network
     t37 = _our_rows(pd.read_csv(work / RES / "tables/table_3_7.csv"))
-    assert len(t34) == 8
+    assert t34.filter(like="network").notna().sum().sum() == 8
     rows = {(r.dataset, r.network) for r in t37.itertuples()} if "network" in t37.columns else set()
     assert len(rows) == 8 and len(t37) == 16  # 8 rows x 2 batch sizes
 
 
 @pytest.mark.parametrize("row", ["cifar10-vgg16_cifar", "cifar10-alexnet_cifar"])
 def test_vgg16_and_alexnet_flatness_converged(paper_run, row):
-    files = sorted((paper_run["work"] / RES / "ch3/minima").rglob(f"*{row}*.json"))
+    files = sorted((paper_run["work"] / RES / "ch3/minima" / row).glob("*_flatness.json"))
     measured = [json.loads(p.read_text()) for p in files]
     measured = [m for m in measured if any(k.endswith("_converged") for k in m)]
     assert len(measured) == 2, [str(p) for p in files]  # small and large batch
@@ -174,12 +194,10 @@ def test_vgg16_and_alexnet_flatness_converged(paper_run, row):
 def test_figure_4_2c_table_has_both_detectors_at_every_ratio(paper_run):
     df = pd.read_csv(paper_run["work"] / RES / "tables/table_4_2c_map50.csv")
     cfg = yaml.safe_load((REPO / "tests/configs/paper_smoke.yaml").read_text())
-    ratios = cfg["ch4"]["detection"]["partial"]["test_ratios"]
-    assert len(df) >= 2, df
-    text = df.to_csv()
-    for ratio in ratios:
-        assert str(ratio) in text
-    assert df.select_dtypes(include=[np.number]).notna().all().all()
+    labels = [f"{float(r):g}" for r in cfg["ch4"]["detection"]["partial"]["test_ratios"]]  # the table's column names
+    assert len(df) == 2 and df["method"].str.contains("Ours").sum() == 1, df
+    values = df[labels].to_numpy(dtype=float)  # a KeyError names a missing ratio
+    assert np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all(), df
 
 
 def test_restaging_makes_nothing_out_of_date(paper_run):
