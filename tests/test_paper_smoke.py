@@ -30,7 +30,7 @@ from fixtures_data import (
 )
 from workflow_helpers import SNAKEMAKE, scratch_workflow
 
-# Not in the default run (about 13 min here, over its 6-minute CI budget): `pytest -m paper_smoke`.
+# Part of the default run (about 7 min of it on 2 idle cores); alone: `pytest -m paper_smoke`.
 pytestmark = [pytest.mark.slow, pytest.mark.paper_smoke]
 
 PRESET = "paper_smoke"
