@@ -52,11 +52,21 @@ class Optimiser:
     gamma: float = 1.0
 
     def build(self, params) -> torch.optim.Optimizer:
+        """The torch optimiser, with the fused kernel on CPU and CUDA.
+
+        Fused updates all parameters in one kernel: on 2 CPU cores an Adam step of the
+        1.1 M-parameter MNIST-FC took 3.8 ms instead of 7.7 ms (issue 17). It rounds
+        differently from the per-tensor loop, so runs are reproducible only against runs
+        of the same code; other devices get the per-tensor loop.
+        """
+        if self.name not in ("sgd", "adam"):
+            raise ValueError(f"unknown optimiser {self.name!r}")
+        params = list(params)
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
         if self.name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        raise ValueError(f"unknown optimiser {self.name!r}")
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                                   fused=fused or None)  # fmt: skip
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
 
     def lr_at(self, step: int, epoch: int) -> float:
         lr = self.lr / (1.0 + self.lr_decay * step)
