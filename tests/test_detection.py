@@ -321,10 +321,10 @@ def pipeline(tmp_path_factory, ultralytics_home):
             "splits": ["train"], "crops": crops, "train": {"epochs": 1, "batch_size": 16, "optimiser": optimiser},
             "weights": None, "seed": 0, "device": "cpu"}), model_path=work / "resnet.pt", metrics_path=work / "resnet.json")
         out["records"] = evaluate_detection(work / "videos", settings(EvaluationJob, {
-            "split": "test", "fraction": 0.25, "frames_per_code": 4, "exposure": 2, "imgsz": 64, "conf": 0.01,
+            "split": "test", "fractions": [0.25], "frames_per_code": 4, "exposure": 2, "imgsz": 64, "conf": 0.01,
             "iou": 0.5, "match_iou": 0.0, "tracker": "bytetrack.yaml", "crop_size": 32, "context": 0.1, "seed": 0,
-            "device": "cpu"}), detector=work / "yolo_base.pt", classifier=work / "resnet.pt", out_csv=work / "eval.csv",
-            config_dir=ultralytics_home, threads=threads_before)
+            "device": "cpu"}), detector=work / "yolo_base.pt", classifier=work / "resnet.pt", out_csvs=[work / "eval.csv"],
+            config_dir=ultralytics_home, threads=threads_before)[0]
         out["threads_before"] = threads_before
     finally:
         mp.undo()

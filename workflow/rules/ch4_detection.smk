@@ -70,7 +70,7 @@ rule train_detector:
         f"{BENCH}/ch4/detection/train_detector_{{stage}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -96,7 +96,7 @@ rule train_crop_classifier:
         f"{BENCH}/ch4/detection/train_classifier_{{stage}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -111,24 +111,23 @@ rule evaluate_detection:
         detector=f"{DET_DIR}/models/yolo_{{stage}}.pt",
         classifier=f"{DET_DIR}/models/resnet18_{{stage}}.pt",
     output:
-        csv=f"{DET_DIR}/eval/{{stage}}/frac{{fraction}}.csv",
+        csvs=[f"{DET_DIR}/eval/{{stage}}/frac{label}.csv" for label in detection_fraction_labels()],
     params:
         cfg=detection_eval_params,
-        ultralytics=lambda wc: ultralytics_dir(f"evaluate_detection_{wc.stage}_{wc.fraction}"),
+        ultralytics=lambda wc: ultralytics_dir(f"evaluate_detection_{wc.stage}"),
     wildcard_constraints:
         stage="base|finetune",
-        fraction="[0-9.]+",
     log:
-        f"{LOGS}/ch4/detection/evaluate_{{stage}}_frac{{fraction}}.log",
+        f"{LOGS}/ch4/detection/evaluate_{{stage}}.log",
     benchmark:
-        f"{BENCH}/ch4/detection/evaluate_{{stage}}_frac{{fraction}}.tsv"
+        f"{BENCH}/ch4/detection/evaluate_{{stage}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
-        runtime=120,
+        runtime=600,
     script:
         "../../scripts/ch4/detection/evaluate_detection.py"
 

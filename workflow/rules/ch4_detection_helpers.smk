@@ -131,7 +131,7 @@ def detection_eval_params(wildcards):
     p, e, c = DETECTION["pce"], DETECTION["evaluation"], DETECTION["classifier"]
     return {
         "split": detection_test_split(wildcards.stage),
-        "fraction": float(wildcards.fraction),
+        "fractions": [float(label) for label in detection_fraction_labels()],
         "frames_per_code": p["frames_per_code"],
         "exposure": p["exposure"],
         "imgsz": DETECTION["detector"]["imgsz"],

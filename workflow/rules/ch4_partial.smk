@@ -45,7 +45,7 @@ rule train_partial_classifier:
         f"{BENCH}/ch4/partial/train_{{method}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=by_attempt(8000),
@@ -69,7 +69,7 @@ rule train_autoencoder:
         f"{BENCH}/ch4/partial/train_autoencoder_ratio{{ratio}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=by_attempt(8000),
@@ -91,7 +91,7 @@ rule evaluate_partial:
         f"{BENCH}/ch4/partial/eval_{{method}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=by_attempt(4000),
@@ -122,7 +122,7 @@ rule time_partial:
         f"{BENCH}/ch4/partial/time_partial.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=by_attempt(8000),
@@ -223,7 +223,7 @@ rule train_partial_detector:
         f"{BENCH}/ch4/detection/train_partial_detector_{{method}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -250,7 +250,7 @@ rule evaluate_partial_detector:
         f"{BENCH}/ch4/detection/evaluate_partial_detector_{{method}}.tsv"
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=8000,

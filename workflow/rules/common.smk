@@ -24,6 +24,8 @@ PRESET = config["preset"]
 RES = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
 BENCH = f"benchmarks/{PRESET}"
+# threads of each Chapter 4 training/evaluation job (1 in the quick preset: two such jobs side by side)
+JOB_THREADS = config["job_threads"]
 TABLE_EXTS = ("csv", "md", "tex")
 
 

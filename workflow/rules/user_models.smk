@@ -20,7 +20,7 @@ rule measure_user_model:
         name="[A-Za-z0-9_-]+",
     conda:
         "../../envs/landscapes.yaml"
-    threads: 2
+    threads: JOB_THREADS
     resources:
         gpu=1,
         mem_mb=by_attempt(8000),

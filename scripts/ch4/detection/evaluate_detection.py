@@ -1,4 +1,4 @@
-"""Detect, track and classify on one coded-aperture fraction (Sec. 4.5.3)."""
+"""Detect, track and classify at every coded-aperture fraction of one stage (Sec. 4.5.3)."""
 
 from landscapes.ch4.detection.tracking import EvaluationJob, evaluate_detection
 from landscapes.pipeline.config import settings
@@ -9,7 +9,7 @@ def main(snakemake):
     start_job(snakemake)
     evaluate_detection(snakemake.input.videos, settings(EvaluationJob, snakemake.params.cfg),
                        detector=snakemake.input.detector, classifier=snakemake.input.classifier,
-                       out_csv=snakemake.output.csv, config_dir=snakemake.params.ultralytics,
+                       out_csvs=snakemake.output.csvs, config_dir=snakemake.params.ultralytics,
                        threads=snakemake.threads)  # fmt: skip
 
 
