@@ -22,8 +22,8 @@ each trained briefly with Adam so the point is not a random init.
 The knob grids are fine (every ``max_iter`` from 3 to 12, tolerances a factor of about 2
 apart), so no tool is charged for a coarse grid. ``ours-warm`` starts the full-data
 Lanczos from the top Ritz vector of a 5 % subsample (``WARM_SUBSAMPLE``); the bfloat16
-stage of bench_flatness is left out because bf16 matmuls are slow on CPUs without
-AVX512-BF16/AMX (this machine's).
+stage of bench_flatness is left out (on this 2-core CPU its bf16 HVPs cost about what
+it saved in float32 ones).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_peers.py [--device cuda] [--models
 mnist_fc,alexnet] [--mnist-samples 1000 --repeats 1] [--out peers.json]``. The peers
