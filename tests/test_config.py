@@ -146,3 +146,22 @@ def test_training_path_is_off_by_default_and_checked_only_when_on():
     faithful = validate_config(preset("mnist_faithful"))
     assert faithful["ch3"]["minima"]["path"]["thresholds"] == [0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6]
     assert faithful["ch3"]["invariance"]["enabled"] is False and faithful["ch2"]["enabled"] is False
+
+
+@pytest.mark.parametrize("name, threads", [("quick", 1), ("cpu", 2), ("paper", 2), ("mnist_faithful", 2)])
+def test_job_threads_of_each_preset(name, threads):
+    # config.yaml's 1 (two jobs side by side on a 2-core laptop) is merged under every
+    # other preset, so each of them must set its own value.
+    cfg = preset(name)
+    validate_config(cfg)
+    assert cfg["job_threads"] == threads
+
+
+def test_job_threads_default_and_bad_value():
+    cfg = preset("quick")
+    del cfg["job_threads"]
+    validate_config(cfg)
+    assert cfg["job_threads"] == 2
+    cfg["job_threads"] = 0
+    with pytest.raises(ConfigError, match="job_threads"):
+        validate_config(cfg)
