@@ -325,6 +325,13 @@ def pipeline(tmp_path_factory, ultralytics_home):
             "iou": 0.5, "match_iou": 0.0, "tracker": "bytetrack.yaml", "crop_size": 32, "context": 0.1, "seed": 0,
             "device": "cpu"}), detector=work / "yolo_base.pt", classifier=work / "resnet.pt", out_csvs=[work / "eval.csv"],
             config_dir=ultralytics_home, threads=threads_before)[0]
+        # the same fraction again as the second of two in one job: it must not see the first
+        out["pair"] = evaluate_detection(work / "videos", settings(EvaluationJob, {
+            "split": "test", "fractions": [0.5, 0.25], "frames_per_code": 4, "exposure": 2, "imgsz": 64, "conf": 0.01,
+            "iou": 0.5, "match_iou": 0.0, "tracker": "bytetrack.yaml", "crop_size": 32, "context": 0.1, "seed": 0,
+            "device": "cpu"}), detector=work / "yolo_base.pt", classifier=work / "resnet.pt",
+            out_csvs=[work / "eval_half.csv", work / "eval_quarter.csv"], config_dir=ultralytics_home,
+            threads=threads_before)
         out["threads_before"] = threads_before
     finally:
         mp.undo()
@@ -386,3 +393,23 @@ def test_evaluation_writes_one_record_per_coded_frame_and_target(pipeline):
     np.testing.assert_allclose(hit.centroid, centroid_distance(t, d))
     assert miss.dice.isna().all() and (miss.track == -1).all()
     assert (rec[rec.kind == "false_positive"].dice.isna()).all()
+
+
+@pytest.mark.slow
+def test_a_fraction_evaluated_beside_another_gives_the_records_it_gives_alone(pipeline):
+    half, quarter = pipeline["pair"]
+    assert set(half.fraction) == {0.5} and set(quarter.fraction) == {0.25}
+    alone = pd.read_csv(pipeline["work"] / "eval.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(pipeline["work"] / "eval_quarter.csv"), alone)
+    assert not pd.read_csv(pipeline["work"] / "eval_half.csv").equals(alone)
+
+
+def test_evaluation_with_a_missing_output_file_fails_before_loading_anything(tmp_path):
+    job = settings(EvaluationJob, {
+        "split": "test", "fractions": [0.25, 0.5], "frames_per_code": 4, "exposure": 2, "imgsz": 64, "conf": 0.01,
+        "iou": 0.5, "match_iou": 0.0, "tracker": "bytetrack.yaml", "crop_size": 32, "context": 0.1, "seed": 0,
+        "device": "cpu"})  # fmt: skip
+    with pytest.raises(ValueError, match="2 fractions but 1 output files"):
+        evaluate_detection(tmp_path / "no_videos", job, detector=tmp_path / "no.pt", classifier=tmp_path / "no.pt",
+                           out_csvs=[tmp_path / "a.csv"], config_dir=tmp_path / "u", threads=1)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

@@ -141,3 +141,21 @@ def test_fit_refuses_to_save_without_a_spec(tmp_path):
     x, y = _data()
     with pytest.raises(ValueError, match="spec"):
         fit(_model(), x, y, epochs=1, batch_size=16, optimiser=Optimiser(), seed=0, save_to=tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimisers_are_fused_on_cpu_and_step_like_the_per_tensor_loop(name):
+    fused_model, loop_model = _model().eval(), _model().eval()  # eval: no dropout draws to tell apart
+    x, y = _data()
+    opt = Optimiser(name=name, lr=0.01).build(fused_model.parameters())
+    assert opt.defaults["fused"] is True
+    kwargs = {"lr": 0.01, "momentum": 0.9} if name == "sgd" else {"lr": 0.01}
+    loop = (torch.optim.SGD if name == "sgd" else torch.optim.Adam)(loop_model.parameters(), foreach=False, **kwargs)
+    for model, o in ((fused_model, opt), (loop_model, loop)):
+        for _ in range(3):
+            o.zero_grad()
+            nn.functional.cross_entropy(model(x.float() / 255), y).backward()
+            o.step()
+    for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(fused_model.parameters(), _model().parameters()))  # it moved
