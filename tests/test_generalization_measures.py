@@ -257,3 +257,18 @@ def test_parameter_draw_order_is_the_blocks_order():
     """The closed-form tests rebuild the draws from this order: weights, then biases."""
     names = [name for name, _ in parameter_blocks(_mlp())]
     assert names == ["0.weight", "2.weight", "4.weight", "0.bias", "2.bias", "4.bias"]
+
+
+@pytest.mark.parametrize("target", [1e-3, 0.37, 5e3])
+def test_sigma_search_is_relatively_precise_at_any_scale(target):
+    from landscapes.core.flatness.generalization import _largest_sigma
+
+    calls = []
+
+    def increase(sigma):
+        calls.append(sigma)
+        return (sigma / target) ** 2
+
+    sigma, reached = _largest_sigma(increase, 1.0, 20)
+    assert sigma <= target and sigma == pytest.approx(target, rel=1e-5) and reached <= 1.0
+    assert len(calls) < 20 + 20  # a power-of-two bracket, then the bisections

@@ -327,25 +327,36 @@ def adaptive_sharpness_avg(
 
 
 def _largest_sigma(increase: Callable[[float], float], bound: float, steps: int) -> tuple[float, float]:
-    """The largest sigma with increase(sigma) <= bound, by doubling then ``steps`` bisections.
+    """The largest sigma with increase(sigma) <= bound: a power of two bracket, then ``steps``
+    bisections at the geometric midpoint (so the relative precision is 2^(2^-steps) whatever
+    the scale; a plain bisection of [0, 1] would resolve a sigma of 1e-3 to only ~10%).
 
-    Returns (sigma, increase at sigma). ``increase`` is evaluated on the same noise draws
-    at every sigma (common random numbers), so it is a deterministic function of sigma.
+    Returns (sigma, increase at sigma); sigma 0.0 when even 2^-60 exceeds the bound. ``increase``
+    is evaluated on the same noise draws at every sigma (common random numbers), so it is a
+    deterministic function of sigma.
     """
-    lo, hi = 0.0, 1.0
-    for _ in range(60):  # sigma up to 2^60: beyond, no perturbation of this scale matters
-        if increase(hi) > bound:
-            break
-        lo, hi = hi, hi * 2.0
+    lo = 1.0
+    if increase(lo) > bound:
+        for _ in range(60):
+            lo /= 2.0
+            if increase(lo) <= bound:
+                break
+        else:
+            return 0.0, increase(0.0)
+        hi = 2.0 * lo
     else:
-        return lo, increase(lo)
+        for _ in range(60):  # beyond 2^60 no perturbation of this scale matters
+            if increase(2.0 * lo) > bound:
+                break
+            lo *= 2.0
+        hi = 2.0 * lo
     for _ in range(steps):
-        mid = 0.5 * (lo + hi)
+        mid = math.sqrt(lo * hi)
         if increase(mid) > bound:
             hi = mid
         else:
             lo = mid
-    return lo, (increase(lo) if lo > 0 else 0.0)
+    return lo, increase(lo)
 
 
 def pac_bayes_flatness(
@@ -372,8 +383,8 @@ def pac_bayes_flatness(
     ``criterion="error"`` is Jiang et al.'s (the 0-1 training error, bound 0.1, eps
     1e-3); ``"loss"`` uses the mean ``loss_fn``. The expectation is a Monte Carlo mean
     over ``samples`` seeded draws z_k, u = sigma z_k (or sqrt(alpha^2 w^2 + eps^2) z_k),
-    the same draws at every sigma; sigma is found by doubling from 1 and ``steps``
-    bisections. The value is 1 / sigma'^2 (``info["sigma"]`` holds sigma'); infinite when
+    the same draws at every sigma; sigma is bracketed between powers of two and refined
+    by ``steps`` geometric bisections. The value is 1 / sigma'^2 (``info["sigma"]`` holds sigma'); infinite when
     not even sigma -> 0 keeps the increase within ``bound`` (eps alone exceeds it).
     The magnitude-aware value with ``eps=0`` is invariant under T_lambda; the isotropic
     one is not.
