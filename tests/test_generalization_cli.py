@@ -81,3 +81,23 @@ def test_bad_options_are_refused_before_anything_is_loaded(files, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("landscapes-flatness: error: ") and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_user_models_entry_takes_the_new_measures_and_their_options():
+    """The workflow's user_models entries are the tool's options: the schema fills the new ones."""
+    import yaml
+
+    from conftest import REPO
+    from landscapes.flatness.settings import FlatnessSettings
+    from landscapes.pipeline.config import ConfigError, settings, validate_config
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["user_models"] = [{"name": "m", "model": "landscapes:f1", "data": "digits", "measure": "adaptive_sharpness", "rho": 0.3}]
+    entry = dict(validate_config(cfg)["user_models"][0])
+    entry.pop("name")
+    s = settings(FlatnessSettings, entry | {"device": "cpu", "data_source": None, "data_root": "data/raw",
+                                           "data_path": None, "data_artifact": None})  # fmt: skip
+    assert s.measure == "adaptive_sharpness" and s.rho == 0.3 and s.steps is None and s.criterion == "error"
+    cfg["user_models"][0]["rho"] = 0
+    with pytest.raises(ConfigError, match="rho"):
+        validate_config(cfg)
