@@ -96,6 +96,7 @@ def test_mnist_faithful_plans_only_chapter_3_minima(tmp_path):
     work = scratch_workflow(tmp_path)
     jobs = planned_jobs(work, "--configfile", "config/mnist_faithful.yaml")
     assert jobs.pop("train_minimum") == 10 and jobs.pop("measure_minimum") == 10 and jobs.pop("measure_path") == 60
+    assert jobs.pop("measure_generalization") == 10  # the ranking of measures (table_measures)
     data = {rule for rule in jobs if "dataset" in rule}  # MNIST from the mirror (datasets.smk's rules)
     assert data and set(jobs) - data == {"ch3_settings_tables", "table_3_7", "ch3_scatter_figures", "figure_3_2",
-                                         "table_3_path", "figure_3_path", "all"}  # fmt: skip
+                                         "table_3_path", "figure_3_path", "table_measures", "all"}  # fmt: skip

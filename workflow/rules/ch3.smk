@@ -4,6 +4,7 @@
 
 
 include: "ch3_helpers.smk"
+include: "ch3_measures.smk"
 
 
 # ---- Sec. 3.4.2: the flatness measure's invariance on synthetic data

@@ -28,7 +28,7 @@ def ch3_minima_outputs():
     if PATH["enabled"]:
         tables += ["table_3_path", "table_3_path_runs"]
         figures += ["figure_3_path"]
-    return [path for name in tables for path in table(name)] + [figure(name) for name in figures]
+    return [path for name in tables for path in table(name)] + [figure(name) for name in figures] + ch3_measures_outputs()
 
 
 def invariance_params(*keys):

@@ -23,7 +23,7 @@ from landscapes.core import datasets
 from landscapes.core.flatness import distributed
 from landscapes.flatness.loading import InputError
 from landscapes.flatness.measure import format_table, measure, plot_density
-from landscapes.flatness.settings import DTYPES, MEASURES, SPLITS, FlatnessSettings
+from landscapes.flatness.settings import CRITERIA, DTYPES, MEASURES, SPLITS, FlatnessSettings
 from landscapes.pipeline.io import save_json
 
 PROG = "landscapes-flatness"
@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--trace", action="store_true", help="Hutchinson trace with its standard error")
     w.add_argument("--density", action="store_true", help="spectral density (stochastic Lanczos quadrature); writes a PNG")
     w.add_argument("--spread", type=int, default=0, metavar="B", help="the measure on B disjoint subsets of the samples")
+    g = p.add_argument_group("the field's other measures (--measure relative_flatness, adaptive_sharpness, ...)")
+    g.add_argument("--rho", type=float, help="adaptive sharpness radius (worst case 0.5, average 0.05)")
+    g.add_argument("--steps", type=int, help="gradient ascent steps (10) or PAC-Bayes bisection steps (15)")
+    g.add_argument("--mc-samples", type=int, help="Monte Carlo draws (10)")
+    g.add_argument("--bound", type=float, help="PAC-Bayes: largest allowed expected increase (0.1)")
+    g.add_argument("--criterion", choices=CRITERIA, default="error", help="PAC-Bayes: what the bound limits")
+    g.add_argument("--mag-eps", type=float, help="magnitude-aware PAC-Bayes: eps of N(0, a^2 w^2 + eps^2) (1e-3)")
     o = p.add_argument_group("output")
     o.add_argument("--json", type=Path, help="write every number to this JSON file")
     o.add_argument("--plot", type=Path, help="the density figure (default: beside --json, else flatness_density.png)")
@@ -84,7 +91,8 @@ def settings_from_args(args: argparse.Namespace) -> FlatnessSettings:
         mean=tuple(args.mean) if args.mean else None, std=tuple(args.std) if args.std else None,
         batch_size=args.batch_size or None, device=args.device, dtype=args.dtype, measure=args.measure,
         top_k=args.top_k, per_layer=args.per_layer, trace=args.trace, density=args.density, spread=args.spread,
-        tol=args.tol, max_hvp=args.max_hvp, seed=args.seed,
+        tol=args.tol, max_hvp=args.max_hvp, seed=args.seed, rho=args.rho, steps=args.steps,
+        mc_samples=args.mc_samples, bound=args.bound, criterion=args.criterion, mag_eps=args.mag_eps,
     )
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from landscapes.core import datasets
 from landscapes.core.flatness import evaluation_mode, parameter_blocks
 from landscapes.core.models import MODEL_NAMES, build_model
-from landscapes.flatness.settings import DTYPES, MEASURES, SPLITS, FlatnessSettings
+from landscapes.flatness.settings import CRITERIA, DTYPES, MEASURES, SPECTRAL_MEASURES, SPLITS, FlatnessSettings
 from landscapes.pipeline.io import load_arrays
 
 DEFAULT_SOURCES = {"digits": "sklearn"}
@@ -51,8 +51,31 @@ def check_settings(s: FlatnessSettings) -> None:
         problems.append(f"--tol must be positive, got {s.tol}")
     if (s.mean is None) != (s.std is None):
         problems.append("--mean and --std go together")
+    problems += _generalization_problems(s)
     if problems:
         raise InputError("; ".join(problems))
+
+
+def _generalization_problems(s: FlatnessSettings) -> list[str]:
+    """The options of the field's other measures (``--rho`` ...): positive where given, and the
+    spectral-only options left at their defaults when one of those measures is asked for."""
+    problems = []
+    for name, value in (("rho", s.rho), ("bound", s.bound)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            problems.append(f"--{name} must be a positive number, got {value}")
+    for name, value in (("steps", s.steps), ("mc-samples", s.mc_samples)):
+        if value is not None and value < 1:
+            problems.append(f"--{name} must be >= 1, got {value}")
+    if s.mag_eps is not None and not (s.mag_eps >= 0 and math.isfinite(s.mag_eps)):
+        problems.append(f"--mag-eps must be >= 0, got {s.mag_eps}")
+    if s.criterion not in CRITERIA:
+        problems.append(f"--criterion must be one of {', '.join(CRITERIA)}, got {s.criterion!r}")
+    if s.measure not in SPECTRAL_MEASURES:
+        spectral = [f"--{n}" for n, on in (("top-k", s.top_k > 1), ("per-layer", s.per_layer), ("trace", s.trace),
+                                           ("density", s.density), ("spread", s.spread > 0)) if on]  # fmt: skip
+        if spectral:
+            problems.append(f"{', '.join(spectral)} apply to --measure riemannian, euclidean or both, not {s.measure}")
+    return problems
 
 
 def load_data(s: FlatnessSettings) -> tuple[torch.Tensor, torch.Tensor, int]:

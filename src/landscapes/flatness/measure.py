@@ -17,6 +17,8 @@ from torch import nn
 
 from landscapes.core.flatness import (
     DEFAULT_TRACE_TOL,
+    GENERALIZATION_MEASURES,
+    MEASURE_FUNCTIONS,
     CurvatureOperator,
     block_spectral_norms,
     layer_groups,
@@ -83,10 +85,48 @@ def measure(s: FlatnessSettings, *, on_hvp: Callable[[], object] | None = None) 
     if distributed.init_from_env(next(model.parameters()).device):
         (x, y), = distributed.shard((x, y))
     about["ranks"] = distributed.rank_and_size()[1]
+    if s.measure in GENERALIZATION_MEASURES:
+        if about["ranks"] > 1:
+            raise InputError(f"--measure {s.measure} runs on one process; start it without torchrun")
+        about["measures"] = {s.measure: generalization_measure(model, x, y, s)}
+        about["seconds"] = time.perf_counter() - start
+        return about
     metrics = ("riemannian", "euclidean") if s.measure == "both" else (s.measure,)
     about["measures"] = {m: _one_metric(model, x, y, m, s, on_hvp) for m in metrics}
     about["seconds"] = time.perf_counter() - start
     return about
+
+
+def generalization_options(s: FlatnessSettings) -> dict:
+    """The keyword arguments ``s`` gives the measure ``s.measure`` (unset options keep the measure's defaults)."""
+    given = {"rho": s.rho, "bound": s.bound, "eps": s.mag_eps}
+    if s.measure == "adaptive_sharpness":
+        given |= {"steps": s.steps}
+    elif s.measure == "adaptive_sharpness_avg":
+        given |= {"samples": s.mc_samples}
+    elif s.measure == "riemannian_trace":
+        given = {"probes": s.max_hvp, "tol": DEFAULT_TRACE_TOL}  # as --trace: --tol is Lanczos' residual
+    elif s.measure.startswith("pac_bayes"):
+        given |= {"steps": s.steps, "samples": s.mc_samples, "criterion": s.criterion}
+    allowed = {
+        "relative_flatness": (), "fisher_rao_norm": (), "riemannian_trace": ("probes", "tol"),
+        "adaptive_sharpness": ("rho", "steps"), "adaptive_sharpness_avg": ("rho", "samples"),
+        "pac_bayes_flatness": ("bound", "steps", "samples", "criterion"),
+        "pac_bayes_mag_flatness": ("bound", "steps", "samples", "criterion", "eps"),
+    }[s.measure]  # fmt: skip
+    return {k: v for k, v in given.items() if k in allowed and v is not None}
+
+
+def generalization_measure(model, x, y, s: FlatnessSettings) -> dict:
+    """One of the field's other measures (``landscapes.core.flatness.generalization``) as plain data."""
+    kw = generalization_options(s)
+    if s.measure not in ("relative_flatness", "fisher_rao_norm"):
+        kw["seed"] = s.seed
+    try:
+        res = MEASURE_FUNCTIONS[s.measure](model, nn.functional.cross_entropy, (x, y), batch_size=s.batch_size, **kw)
+    except ValueError as err:  # e.g. relative flatness on a model whose last layer is not Linear
+        raise InputError(f"--measure {s.measure}: {err}") from None
+    return {"value": res.value, "loss": res.loss, "options": kw, **res.info}
 
 
 def _one_metric(model, x, y, metric: str, s: FlatnessSettings, on_hvp) -> dict:
@@ -146,6 +186,14 @@ def format_table(result: dict) -> str:
         lines.append(f"{label:34}" + "".join(f"{c:>22}" for c in cells))
 
     per = [result["measures"][m] for m in metrics]
+    if metrics[0] in GENERALIZATION_MEASURES:
+        info = per[0]
+        row("value", [f"{info['value']:.6g}"])
+        for key, value in info.items():
+            if key not in ("value", "loss", "options"):
+                row(f"  {key}", [f"{value:.6g}" if isinstance(value, float) else str(value)])
+        lines.append(f"\n{result['seconds']:.1f} s")
+        return "\n".join(lines)
     row("spectral norm (lambda_max)", [f"{p['spectral_norm']['value']:.6g}" for p in per])
     row("  HVPs, converged", [f"{p['spectral_norm']['num_hvp']}, {_yes(p['spectral_norm']['converged'])}" for p in per])
     if "top_k" in per[0]:

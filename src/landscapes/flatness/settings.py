@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-MEASURES = ("riemannian", "euclidean", "both")
+from landscapes.core.flatness.generalization import GENERALIZATION_MEASURES, PAC_BAYES_CRITERIA
+
+SPECTRAL_MEASURES = ("riemannian", "euclidean", "both")
+MEASURES = SPECTRAL_MEASURES + GENERALIZATION_MEASURES
+CRITERIA = PAC_BAYES_CRITERIA
 DTYPES = ("float32", "float64")
 SPLITS = ("train", "test")
 
@@ -20,6 +24,9 @@ class FlatnessSettings:
     ``data_artifact``: a standardised ``.npz`` the pipeline already wrote for a named
     data set (None: materialise it from ``data_source`` into ``data_root``).
     ``top_k`` 1 measures the spectral norm only; ``spread`` 0 skips the spread.
+    ``measure`` may also name one of the field's other measures
+    (``landscapes.core.flatness.GENERALIZATION_MEASURES``), which read ``rho``, ``steps``,
+    ``mc_samples``, ``bound``, ``criterion`` and ``mag_eps`` (None: the measure's default).
     """
 
     model: str
@@ -47,3 +54,9 @@ class FlatnessSettings:
     tol: float
     max_hvp: int
     seed: int
+    rho: float | None = None
+    steps: int | None = None
+    mc_samples: int | None = None
+    bound: float | None = None
+    criterion: str = "error"
+    mag_eps: float | None = None

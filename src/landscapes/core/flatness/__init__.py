@@ -56,6 +56,18 @@ from landscapes.core.flatness.defaults import (
     METRICS,
     SOLVER_DTYPE,
 )
+from landscapes.core.flatness.generalization import (
+    GENERALIZATION_MEASURES,
+    MEASURE_FUNCTIONS,
+    MeasureResult,
+    adaptive_sharpness,
+    adaptive_sharpness_avg,
+    fisher_rao_norm,
+    pac_bayes_flatness,
+    pac_bayes_mag_flatness,
+    relative_flatness,
+    riemannian_trace,
+)
 from landscapes.core.flatness.hessian import LossHessian, evaluation_mode
 from landscapes.core.flatness.measures import (
     euclidean_hessian_trace,
@@ -136,4 +148,14 @@ __all__ = [
     "spread",
     "top_eigenpairs",
     "trace",
+    "GENERALIZATION_MEASURES",
+    "MEASURE_FUNCTIONS",
+    "MeasureResult",
+    "adaptive_sharpness",
+    "adaptive_sharpness_avg",
+    "fisher_rao_norm",
+    "pac_bayes_flatness",
+    "pac_bayes_mag_flatness",
+    "relative_flatness",
+    "riemannian_trace",
 ]
