@@ -79,3 +79,9 @@ def fraction_label(fraction: float) -> str:
 # stand in for MNIST.
 SCATTER_FIGURES = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
                    "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
+
+
+# The tables the claims summary (landscapes.pipeline.claims) reads; named here, beside the
+# other output names, so the workflow can list them without importing pandas or torch.
+CLAIM_TABLES = ("table_2_2.csv", "table_3_euclidean_vs_riemannian.csv", "table_3_7.csv", "table_4_1.csv",
+                "table_4_2.csv", "table_3_2.csv", "table_3_3.csv")  # fmt: skip
