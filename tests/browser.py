@@ -8,12 +8,17 @@ Only the command line is used: ``--dump-dom`` prints the DOM after the page's sc
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -48,16 +53,39 @@ class Rendered:
         return [line for line in self.console if _JS_ERROR.search(line)]
 
 
-def render(page: Path, profile: Path, *, budget_ms: int = 5000, timeout: int = 120) -> Rendered:
-    """Load ``page`` (a local file) in headless Chromium with a fresh profile under ``profile``."""
+def render(page: Path | str, profile: Path, *, budget_ms: int = 5000, timeout: int = 120) -> Rendered:
+    """Load ``page`` (a local file, or a URL) in headless Chromium with a fresh profile under ``profile``."""
     browser = require_browser()
+    url = page if isinstance(page, str) else page.resolve().as_uri()
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           f"--virtual-time-budget={budget_ms}", "--dump-dom", page.resolve().as_uri()]  # fmt: skip
+           "--no-proxy-server", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+           f"--virtual-time-budget={budget_ms}", "--dump-dom", url]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise AssertionError(f"{browser} failed ({proc.returncode}) on {page}:\n{proc.stderr[-3000:]}")
     return Rendered(proc.stdout, [line for line in proc.stderr.splitlines() if _CONSOLE.search(line)])
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """Serve the folder ``root`` over HTTP on 127.0.0.1 (an ephemeral port); yield its base URL.
+
+    A built MkDocs site needs HTTP: its search loads its index with a request that
+    browsers refuse for file:// pages.
+    """
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+        finally:
+            httpd.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 class Tables(HTMLParser):
