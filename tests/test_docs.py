@@ -5,6 +5,7 @@ in headless Chromium without JavaScript errors."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,3 +67,19 @@ def test_the_front_page_renders_in_a_browser_without_javascript_errors(site, tmp
     assert "<h1" in shown.dom and "Loss landscapes" in shown.dom
     questions = [t for t in Tables(shown.dom).tables if t[1] and t[1][0] == ["your question", "page"]]
     assert questions and len(questions[0][1]) > 5  # the page's table of reader questions, rendered
+
+
+def test_the_readme_is_a_front_page_whose_links_lead_somewhere(site):
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    assert "bash scripts/setup.sh && .venv/bin/snakemake --cores 2" in text
+    assert "bash scripts/setup.sh && .venv/bin/python -m pytest" in text
+    links = re.findall(r"\]\(([^)#\s]+)(?:#([^)\s]+))?\)", text)
+    assert len(links) > 10
+    for target, anchor in links:
+        if "://" in target:
+            continue
+        assert (REPO / target).exists(), f"README links to {target}, which does not exist"
+        if target.startswith("docs/") and target.endswith(".md") and anchor:
+            page = site / Path(target).relative_to("docs").with_suffix("") / "index.html"
+            assert f'id="{anchor}"' in page.read_text(), f"README links to {target}#{anchor}: no such heading"
