@@ -43,6 +43,6 @@ def test_report_opens_on_the_claims_table_of_the_run(tiny_run, tmp_path):
     # tiny runs every chapter: the claims whose tables it builds are checked, not skipped
     checked = {row[5] for row in body if row[4] != NOT_RUN}
     assert {"table_3_7.csv", "table_3_euclidean_vs_riemannian.csv", "table_4_1.csv", "table_4_2.csv"} <= checked
-    # the configuration dump comes after the claims
+    # the configuration dump comes after the claims, folded
     dom = re.sub(r"<script.*?</script>", "", shown.dom, flags=re.S)
-    assert dom.index('class="claims') < dom.index(">Configuration</h")
+    assert dom.index('class="claims') < dom.index(">Configuration</h") < dom.index('<details class="configuration"')
