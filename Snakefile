@@ -31,11 +31,13 @@ include: "workflow/rules/ch3.smk"
 include: "workflow/rules/ch4_partial.smk"
 include: "workflow/rules/ch4_detection.smk"
 include: "workflow/rules/user_models.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:
     default_target: True
     input:
+        rules.claims.output,
         ch2_outputs(),
         ch3_outputs(),
         ch4_outputs(),
@@ -45,6 +47,7 @@ rule all:
 
 rule paper:
     input:
+        rules.claims.output,
         ch2_outputs(),
         ch3_outputs(),
         ch4_outputs(),

@@ -14,7 +14,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from landscapes.pipeline.config import STAGED_SOURCES, datasets_in_use, validate_config
-from landscapes.pipeline.naming import SCATTER_FIGURES, fraction_label
+from landscapes.pipeline.naming import CLAIM_TABLES, SCATTER_FIGURES, fraction_label
 
 
 # Fail before the DAG is built: a bad key names itself and nothing runs.
@@ -161,6 +161,12 @@ def dataset_spec(wildcards):
 
 def ch4_outputs():
     return ch4_partial_outputs() + ch4_detection_outputs()
+
+
+def claims_inputs():
+    """The tables the claims summary reads (landscapes.pipeline.naming.CLAIM_TABLES) that this preset builds."""
+    wanted = set(CLAIM_TABLES)
+    return sorted({str(p) for p in ch2_outputs() + ch3_outputs() + ch4_outputs() if os.path.basename(str(p)) in wanted})
 
 
 def extension_outputs():
