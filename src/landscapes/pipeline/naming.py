@@ -81,7 +81,6 @@ SCATTER_FIGURES = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "fig
                    "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
 
 
-<<<<<<< HEAD
 # A fixed-epoch run (protocol fixed_epochs) keeps saving snapshots below any stop level,
 # down to this CE; float32 cross-entropy stops resolving per-sample losses near 1e-7, so
 # deeper levels would mostly record rounding.
@@ -95,9 +94,9 @@ def snapshot_levels(stop_loss: float | None) -> list[float]:
 
     deepest = math.floor(-math.log10(DEEPEST_SNAPSHOT_LEVEL if stop_loss is None else stop_loss) + 1e-9)
     return [float(f"1e-{k}") for k in range(1, deepest + 1)]
-=======
+
+
 # The tables the claims summary (landscapes.pipeline.claims) reads; named here, beside the
 # other output names, so the workflow can list them without importing pandas or torch.
 CLAIM_TABLES = ("table_2_2.csv", "table_3_euclidean_vs_riemannian.csv", "table_3_7.csv", "table_4_1.csv",
                 "table_4_2.csv", "table_3_2.csv", "table_3_3.csv")  # fmt: skip
->>>>>>> docs
