@@ -1,0 +1,215 @@
+"""Issue 23: ``fit`` without per-step host reads equals the former loop; seeds trained as one stack equal seeds trained alone."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from landscapes.core.models import from_spec, model_spec
+from landscapes.core.train import ForeignRunError, Optimiser, epoch_generator, fit
+from landscapes.core.train_group import fit_group
+
+
+def _data(n=64, size=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 1, size, size), generator=g, dtype=torch.uint8)
+    y = (x[:, 0, : size // 2].float().mean((1, 2)) > x[:, 0, size // 2 :].float().mean((1, 2))).long()
+    return x, y
+
+
+def _spec(name):
+    return model_spec(name, in_channels=1, image_size=12, num_classes=2, mean=[0.5], std=[0.3], bias=False)
+
+
+def _net(spec, seed):
+    torch.manual_seed(seed)
+    return from_spec(spec)
+
+
+ADAM = Optimiser(name="adam", lr=3e-3)
+
+
+# --- item 1: the former loop, verbatim but for checkpoints, as the reference -------------------------------
+
+
+@torch.no_grad()
+def _legacy_evaluate(model, images, labels, batch_size):
+    model.eval()
+    total, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        x, y = images[start : start + batch_size].float().div_(255.0), labels[start : start + batch_size]
+        out = model(x)
+        total += F.cross_entropy(out, y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+    model.train()
+    return total / len(images), correct / len(images)
+
+
+def _legacy_fit(model, images, labels, *, epochs, batch_size, optimiser, seed, transform=None, stop_loss=None):
+    n, opt, step, history = len(images), optimiser.build(model.parameters()), 0, []
+    for epoch in range(epochs):
+        g = epoch_generator(seed, epoch)
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))
+        model.train()
+        running, seen, correct = 0.0, 0, 0
+        order = torch.randperm(n, generator=g)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            for group in opt.param_groups:
+                group["lr"] = optimiser.lr_at(step, epoch)
+            x = images[idx].float().div_(255.0)
+            if transform is not None:
+                x = transform(x, idx, g)
+            target = labels[idx]
+            out = model(x)
+            batch_loss = F.cross_entropy(out, target)
+            if not torch.isfinite(batch_loss):
+                raise FloatingPointError(f"non-finite training loss ({batch_loss.item()}) at epoch {epoch + 1}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            opt.step()
+            step += 1
+            running += batch_loss.item() * len(idx)
+            correct += (out.argmax(1) == target).sum().item()
+            seen += len(idx)
+        record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": correct / seen, "lr": optimiser.lr_at(step, epoch)}
+        if stop_loss is not None:
+            record["full_loss"], record["full_accuracy"] = _legacy_evaluate(model, images, labels, max(batch_size, 1024))
+        history.append(record)
+        if stop_loss is not None and record["full_loss"] < stop_loss and record["full_accuracy"] == 1.0:
+            break
+    return history
+
+
+def _noisy(x, idx, g):
+    return x + 0.01 * torch.randn(x.shape, generator=g)
+
+
+@pytest.mark.parametrize("optimiser", [ADAM, Optimiser(name="sgd", lr=0.05, lr_decay=0.01)])
+def test_fit_without_host_reads_equals_the_former_loop_bit_for_bit(optimiser):
+    x, y = _data()
+
+    def net():  # dropout and a noisy transform: the global and per-epoch random streams must stay in step
+        torch.manual_seed(4)
+        return nn.Sequential(nn.Flatten(), nn.Linear(144, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+
+    old, new = net(), net()
+    history = _legacy_fit(old, x, y, epochs=4, batch_size=24, optimiser=optimiser, seed=7, transform=_noisy, stop_loss=1e-9)
+    result = fit(new, x, y, epochs=4, batch_size=24, optimiser=optimiser, seed=7, transform=_noisy, stop_loss=1e-9,
+                 progress=False)  # fmt: skip
+    assert result.history == history  # float64 sums on the device equal the host's float sums exactly
+    assert all(torch.equal(p, q) for p, q in zip(old.parameters(), new.parameters()))
+
+
+def test_a_non_finite_loss_names_its_epoch_and_first_step():
+    x, y = _data()
+    calls = []
+
+    def poison(batch, idx, g):  # finite until the 2nd batch of the 2nd epoch (3 batches an epoch)
+        calls.append(1)
+        return batch * float("nan") if len(calls) >= 5 else batch
+
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at epoch 2, step 4$"):
+        fit(_net(_spec("f1"), 0), x, y, epochs=3, batch_size=24, optimiser=ADAM, seed=0, transform=poison, progress=False)
+
+
+# --- item 2: a group of seeds ------------------------------------------------------------------------------
+
+
+def _close(a: nn.Module, b: nn.Module, atol=1e-4):
+    return all(torch.allclose(p, q, rtol=0, atol=atol) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def _histories_close(h1, h2):
+    assert [r["epoch"] for r in h1] == [r["epoch"] for r in h2]
+    for a, b in zip(h1, h2):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert math.isclose(a[key], b[key], rel_tol=1e-4, abs_tol=1e-6), (key, a, b)
+
+
+@pytest.mark.parametrize("name, seeds, epochs", [("f1", [0, 1], 6), ("lenet", [1, 3, 0], 8)])
+def test_a_seed_in_a_group_equals_the_seed_alone_including_one_that_stops_earlier(name, seeds, epochs):
+    x, y = _data()
+    spec = _spec(name)
+    alone = []
+    for s in seeds:
+        model = _net(spec, s)
+        alone.append((model, fit(model, x, y, epochs=epochs, batch_size=16, optimiser=ADAM, seed=s, stop_loss=0.05,
+                                 progress=False)))  # fmt: skip
+    hooked = {s: [] for s in seeds}
+    models = [_net(spec, s) for s in seeds]
+    hooks = [lambda m, h, s=s: hooked[s].append((h[-1]["epoch"], [p.detach().clone() for p in m.parameters()])) for s in seeds]
+    group = fit_group(models, x, y, epochs=epochs, batch_size=16, optimiser=ADAM, seeds=seeds, stop_loss=0.05,
+                      after_epoch=hooks, progress=False)  # fmt: skip
+    runs = [r.epochs_run for _, r in alone]
+    assert len(set(runs)) > 1  # the case of the issue: one seed stops while others train on
+    for s, (model, single), grouped, result in zip(seeds, alone, models, group):
+        assert result.epochs_run == single.epochs_run and result.steps == single.steps
+        assert result.reached_threshold == single.reached_threshold and result.error is None
+        _histories_close(result.history, single.history)
+        assert _close(model, grouped)
+        assert [e for e, _ in hooked[s]] == list(range(1, single.epochs_run + 1))  # the hook saw the seed's own epochs
+        assert all(torch.equal(p, q) for p, q in zip(hooked[s][-1][1], grouped.parameters()))
+
+
+def test_a_group_resumes_from_its_checkpoints_and_single_runs_from_group_checkpoints(tmp_path):
+    x, y = _data()
+    spec, seeds = _spec("f1"), [0, 1]
+
+    def group(folder, epochs):
+        models = [_net(spec, s) for s in seeds]
+        results = fit_group(models, x, y, epochs=epochs, batch_size=16, optimiser=ADAM, seeds=seeds, stop_loss=0.05,
+                            checkpoint_paths=[folder / f"s{s}.ckpt" for s in seeds], fingerprints=["a", "b"],
+                            progress=False)  # fmt: skip
+        return models, results
+
+    full, full_results = group(tmp_path / "full", 6)
+    group(tmp_path / "cut", 2)  # "killed" after 2 epochs: the checkpoints are at epoch 2
+    resumed, resumed_results = group(tmp_path / "cut", 6)
+    for a, b, ra, rb in zip(full, resumed, full_results, resumed_results):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        assert ra.history == rb.history
+    # A group checkpoint is a single run's checkpoint: seed 0 goes on alone from it.
+    group(tmp_path / "mixed", 2)
+    single = _net(spec, 0)
+    result = fit(single, x, y, epochs=6, batch_size=16, optimiser=ADAM, seed=0, stop_loss=0.05,
+                 checkpoint_path=tmp_path / "mixed" / "s0.ckpt", fingerprint="a", progress=False)  # fmt: skip
+    assert result.epochs_run == full_results[0].epochs_run and _close(single, full[0])
+    with pytest.raises(ForeignRunError, match="other settings"):
+        fit_group([_net(spec, s) for s in seeds], x, y, epochs=6, batch_size=16, optimiser=ADAM, seeds=seeds,
+                  checkpoint_paths=[tmp_path / "mixed" / "s0.ckpt", None], fingerprints=["other", ""],
+                  progress=False)  # fmt: skip
+
+
+def test_a_seed_whose_loss_turns_non_finite_stops_and_the_others_finish(tmp_path):
+    x, y = _data()
+    spec, seeds = _spec("f1"), [0, 1]
+    models = [_net(spec, s) for s in seeds]
+    with torch.no_grad():
+        next(models[1].parameters()).fill_(float("nan"))
+    results = fit_group(models, x, y, epochs=6, batch_size=16, optimiser=ADAM, seeds=seeds, stop_loss=0.05,
+                        save_to=[tmp_path / "a.pt", tmp_path / "b.pt"], spec=spec, progress=False)  # fmt: skip
+    assert results[1].error is not None and "non-finite training loss (nan) at epoch 1, step 0 (seed 1" in results[1].error
+    assert results[1].reached_threshold is False and not (tmp_path / "b.pt").exists()
+    alone = _net(spec, 0)
+    single = fit(alone, x, y, epochs=6, batch_size=16, optimiser=ADAM, seed=0, stop_loss=0.05, progress=False)
+    assert results[0].error is None and results[0].epochs_run == single.epochs_run and _close(alone, models[0])
+    assert (tmp_path / "a.pt").exists()
+
+
+def test_a_group_refuses_what_it_cannot_train_exactly():
+    x, y = _data()
+    drop = [nn.Sequential(nn.Flatten(), nn.Linear(144, 4), nn.Dropout(0.1), nn.Linear(4, 2)) for _ in range(2)]
+    with pytest.raises(ValueError, match="Dropout.*seeds_per_job"):
+        fit_group(drop, x, y, epochs=1, batch_size=16, optimiser=ADAM, seeds=[0, 1], progress=False)
+    bn = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(200, 2)) for _ in range(2)]
+    with pytest.raises(ValueError, match="BatchNorm2d"):
+        fit_group(bn, x, y, epochs=1, batch_size=16, optimiser=ADAM, seeds=[0, 1], progress=False)
+    with pytest.raises(ValueError, match="same architecture"):
+        fit_group([_net(_spec("f1"), 0), _net(_spec("lenet"), 1)], x, y, epochs=1, batch_size=16, optimiser=ADAM,
+                  seeds=[0, 1], progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="seeds: need 2 distinct seeds"):
+        fit_group([_net(_spec("f1"), 0)] * 2, x, y, epochs=1, batch_size=16, optimiser=ADAM, seeds=[0, 0], progress=False)
