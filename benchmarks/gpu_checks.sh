@@ -8,6 +8,9 @@
 #   costs   seconds per training sample of every paper network on the GPU (issue 14)
 #   peers   the peer benchmark on CUDA (issue 17); data paths in PEERS_ARGS (--mnist, --cifar)
 #   vgg16   per-HVP time and memory of VGG16 on 2,000 CIFAR images (issue 17); VGG_ARGS (--cifar)
+#   training  issue 23: the group-training and sync-free-fit equality test on CUDA, then
+#           steps/s with vs without a host read per step and seeds/s alone vs stacked, for
+#           MNIST-FC and LeNet at batch 200 and 5000 (bench_throughput.py; TRAINING_ARGS)
 # Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
 # Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
 set -u
@@ -52,6 +55,13 @@ for section in "$@"; do
     vgg16)
         # shellcheck disable=SC2086
         timeout "${VGG_LIMIT:-120}" $PY benchmarks/bench_vgg16_hvp.py --device cuda ${VGG_ARGS:-} 2>&1 | tee "$OUT/vgg16_hvp_gpu.txt"
+        ;;
+    training)
+        timeout "${TRAINING_TEST_LIMIT:-120}" $PY -m pytest -q -p no:cacheprovider -o addopts="" \
+            tests/test_train_group.py 2>&1 | tee "$OUT/training_tests.txt"
+        # shellcheck disable=SC2086
+        timeout "${TRAINING_LIMIT:-300}" $PY benchmarks/bench_throughput.py --device cuda \
+            ${TRAINING_ARGS:---seeds 10 --steps 50 --repeats 2} 2>&1 | tee "$OUT/throughput_gpu.txt"
         ;;
     *)
         echo "unknown section $section" >&2

@@ -213,3 +213,24 @@ def test_a_group_refuses_what_it_cannot_train_exactly():
                   seeds=[0, 1], progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="seeds: need 2 distinct seeds"):
         fit_group([_net(_spec("f1"), 0)] * 2, x, y, epochs=1, batch_size=16, optimiser=ADAM, seeds=[0, 0], progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_cuda_a_seed_in_a_group_equals_the_seed_alone_and_fit_equals_the_former_loop():
+    x, y = (t.cuda() for t in _data())
+    spec, seeds = _spec("lenet"), [1, 3, 0]
+    alone = []
+    for s in seeds:
+        model = _net(spec, s).cuda()
+        alone.append((model, fit(model, x, y, epochs=8, batch_size=16, optimiser=ADAM, seed=s, stop_loss=0.05,
+                                 progress=False)))  # fmt: skip
+    models = [_net(spec, s).cuda() for s in seeds]
+    group = fit_group(models, x, y, epochs=8, batch_size=16, optimiser=ADAM, seeds=seeds, stop_loss=0.05, progress=False)
+    for (model, single), grouped, result in zip(alone, models, group):
+        assert result.epochs_run == single.epochs_run and result.error is None
+        _histories_close(result.history, single.history)
+        assert _close(model, grouped)
+    old, new = _net(spec, 5).cuda(), _net(spec, 5).cuda()
+    history = _legacy_fit(old, x, y, epochs=3, batch_size=24, optimiser=ADAM, seed=7, stop_loss=1e-9)
+    result = fit(new, x, y, epochs=3, batch_size=24, optimiser=ADAM, seed=7, stop_loss=1e-9, progress=False)
+    _histories_close(result.history, history)  # cuDNN may pick other kernels between runs: close, not equal
