@@ -20,7 +20,7 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     ratio="[0-9.]+|random",
     method="[a-z0-9_]+",
-    row="[a-z0-9_]+-[a-z0-9_]+",
+    row="[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?",
     batch="small|large",
     seed="[0-9]+",
 

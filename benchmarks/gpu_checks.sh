@@ -11,14 +11,30 @@
 #   training  issue 23: the group-training and sync-free-fit equality test on CUDA, then
 #           steps/s with vs without a host read per step and seeds/s alone vs stacked, for
 #           MNIST-FC and LeNet at batch 200 and 5000 (bench_throughput.py; TRAINING_ARGS)
+#   wheels  install the carried wheels in .whl/ (snakemake and what it needs; the peers) into
+#           /tmp/site: the machine has no internet and no snakemake
+#   table37 Table 3.7's MNIST rows at the thesis's full settings under both training protocols,
+#           the thesis's CE stop and the authors' fixed 200 epochs (batch 200 / 5000 and the
+#           script's 256 / 5000): `snakemake ch3 --configfile config/table37_protocols_gpu.yaml`
+#           with the MNIST mirror in gpu_data/ (benchmarks/gpu_data_overlay.yaml); keep-going, so
+#           whatever finishes within TABLE37_LIMIT comes back in table37.tgz
 # Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
 # Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
 stamp() { echo "=== $1 $(date +%T)"; }
+snakemake_ch3() {  # snakemake_ch3 LIMIT NAME CONFIG...: Chapter 3 of a preset on every core, one GPU shared
+    local limit=$1 name=$2 start
+    shift 2
+    start=$(date +%s)
+    timeout "$limit" $PY -m snakemake ch3 --cores "${CORES:-16}" --resources gpu="${CORES:-16}" \
+        --scheduler greedy --keep-going --rerun-incomplete --configfile "$@" > "$OUT/${name}_snakemake.txt" 2>&1
+    echo "$name exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/${name}_snakemake.txt"
+    grep -E "steps \(|Finished job|Error" "$OUT/${name}_snakemake.txt" | tail -3
+}
 
 for section in "$@"; do
     stamp "$section"
@@ -44,6 +60,18 @@ for section in "$@"; do
         tar czf "$OUT/ch3_faithful.tgz" --exclude='*.pt' --exclude='*.ckpt' \
             results/mnist_faithful logs/mnist_faithful benchmarks/mnist_faithful 2>/dev/null
         ls -la "$OUT/ch3_faithful.tgz"
+        ;;
+    wheels)
+        $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+            2>&1 | tail -3
+        $PY -m snakemake --version
+        ;;
+    table37)
+        snakemake_ch3 "${TABLE37_LIMIT:-420}" table37 config/table37_protocols_gpu.yaml benchmarks/gpu_data_overlay.yaml
+        # Everything but the networks themselves: tables, figures, JSONs, logs, benchmarks.
+        tar czf "$OUT/table37.tgz" --exclude='*.pt' --exclude='*.ckpt' results/table37_protocols_gpu \
+            logs/table37_protocols_gpu benchmarks/table37_protocols_gpu 2>/dev/null
+        ls -la "$OUT/table37.tgz"
         ;;
     costs)
         timeout "${COSTS_LIMIT:-240}" $PY benchmarks/bench_paper_costs.py --device cuda 2>&1 | tee "$OUT/paper_costs_gpu.txt"

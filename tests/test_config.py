@@ -4,7 +4,7 @@ from conftest import preset
 from landscapes.pipeline.config import ConfigError, validate_config
 
 
-@pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful"])
+@pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful", "table37_protocols", "table37_protocols_gpu"])
 def test_every_preset_is_valid(name):
     validate_config(preset(name))
 
@@ -127,11 +127,13 @@ def test_settings_builds_frozen_nested_objects_and_names_missing_and_unknown_key
         ([0.1, -0.01], r"path\.thresholds\[1\]: -0\.01 must be greater than 0"),
         ([0.05], "0.05 is not one of the snapshot levels"),
         ([1.0], "1.0 is not one of the snapshot levels"),
-        ([0.1, 1e-4], r"1e-04 is below ch3\.minima\.stop_loss|0\.0001 is below ch3\.minima\.stop_loss"),
+        ([0.1, 1e-4], r"0\.0001 is below the deepest snapshot level of every row \(0\.001"),
     ],
 )
 def test_bad_training_path_thresholds_are_rejected(thresholds, message):
     cfg = preset("quick")  # stop_loss 1e-3
+    # the CE-stop rows alone: a fixed-epoch row saves snapshots down to 1e-10
+    cfg["ch3"]["minima"]["rows"] = [r for r in cfg["ch3"]["minima"]["rows"] if r.get("protocol") != "fixed_epochs"]
     cfg["ch3"]["minima"]["path"] = {"enabled": True, "thresholds": thresholds}
     with pytest.raises(ConfigError, match=message):
         validate_config(cfg)

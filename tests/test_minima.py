@@ -135,12 +135,13 @@ def _fake_runs():
     for net in ("mnist_fc", "lenet"):
         for batch_size, flat, acc in ((200, 1.0, 0.99), (5000, 10.0, 0.97)):
             for seed in range(3):
-                rows.append({"dataset": "mnist", "network": net, "batch_size": batch_size, "seed": seed,
-                             "reached_threshold": seed != 2, "test_accuracy": acc + 0.001 * seed,
+                rows.append({"dataset": "mnist", "network": net, "row": f"mnist-{net}", "protocol": "ce_stop",
+                             "batch_size": batch_size, "seed": seed, "epochs_run": 10 + seed, "train_loss": 1e-6,
+                             "flatness_loss": 0.5, "reached_threshold": seed != 2, "test_accuracy": acc + 0.001 * seed,
                              "train_accuracy": 1.0, "riemannian": flat * (1 + seed), "euclidean": 2 * flat,
                              "normalised": flat / 2, "riemannian_rescaled": flat * (1 + seed),
                              "euclidean_rescaled": 100 * flat * (seed + 1) ** 3, "normalised_rescaled": flat / 2})  # fmt: skip
-    df = pd.DataFrame(rows)
+    df = tables.add_conventions(pd.DataFrame(rows))
     df["generalisation_gap"] = df["train_accuracy"] - df["test_accuracy"]
     return df
 

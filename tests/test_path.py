@@ -173,9 +173,7 @@ def test_path_table_ratios_reached_counts_and_kendall(tmp_path):
 
 def test_path_figure_draws_every_run_to_its_minimum(tmp_path):
     runs = tables.path_tables(_fake_path_runs(tmp_path))["runs"]
-    runs.to_csv(tmp_path / "path.csv", index=False)
-    ends = pd.DataFrame([{"dataset": "digits", "network": "mnist_fc", "batch_size": b, "seed": s, "train_loss": 1e-4,
-                          "riemannian": 100.0 * (1 + s)} for b in (16, 1024) for s in range(3)])  # fmt: skip
-    ends.to_csv(tmp_path / "ends.csv", index=False)
-    out = figures.path_figure(tmp_path / "path.csv", tmp_path / "ends.csv", tmp_path / "f.png")
+    ends = runs[runs["threshold"] == 0.1].assign(point="end", threshold=math.nan, train_loss=1e-4, riemannian=100.0)
+    pd.concat([runs, ends]).to_csv(tmp_path / "path.csv", index=False)
+    out = figures.path_figure(tmp_path / "path.csv", tmp_path / "f.png")
     assert out.stat().st_size > 1000 and np.isfinite(runs["riemannian"].dropna()).all()

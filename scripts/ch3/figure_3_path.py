@@ -6,7 +6,7 @@ from landscapes.pipeline.runtime import start_job
 
 def main(snakemake):
     start_job(snakemake)
-    path_figure(snakemake.input.path_runs, snakemake.input.minima_runs, snakemake.output.figure_3_path)
+    path_figure(snakemake.input.path_runs, snakemake.output.figure_3_path)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ rule measure_path:
 rule table_3_path:
     input:
         flatness=minima_path_runs(),
+        metrics=minima_runs("metrics"),
+        minima=minima_runs("flatness"),
     output:
         **table_outputs(table_3_path="table_3_path", runs="table_3_path_runs"),
     log:
@@ -170,7 +172,6 @@ rule table_3_path:
 rule figure_3_path:
     input:
         path_runs=f"{RES}/tables/table_3_path_runs.csv",
-        minima_runs=f"{RES}/tables/table_3_7_runs.csv",
     output:
         figure_3_path=figure("figure_3_path"),
     log:

@@ -1,10 +1,12 @@
 # Helpers of ch3.smk: settings per job (its params), outputs per target, input functions.
 
+from landscapes.pipeline.config import minima_row_id, minima_row_stop
+
 CH3 = config["ch3"]
 INVARIANCE = CH3["invariance"]
 MINIMA = CH3["minima"]
 MINIMA_DIR = f"{RES}/ch3/minima"
-MINIMA_ROWS = {f"{r['dataset']}-{r['network']}": r for r in MINIMA["rows"]}
+MINIMA_ROWS = {minima_row_id(r): r for r in MINIMA["rows"]}
 PATH = MINIMA["path"]
 
 
@@ -73,7 +75,7 @@ def minima_train_params(wildcards):
         "bias": row["bias"],
         "train_size": row["train_size"],
         **row[wildcards.batch],
-        "stop_loss": MINIMA["stop_loss"],
+        "stop_loss": minima_row_stop(row, MINIMA["stop_loss"]),  # None: a fixed epoch budget
         "seed": config["seed"] + int(wildcards.seed),
         "checkpoint_every": MINIMA["checkpoint_every"],
         "device": config["device"],
@@ -106,12 +108,21 @@ def minima_path_measure_params(wildcards):
     }
 
 
+def line_plot_rows():
+    """Figure 3.2 draws the first configured row of each data set / network (another arm of
+    the same pair, e.g. another protocol, is not drawn)."""
+    first = {}
+    for r in MINIMA["rows"]:
+        first.setdefault((r["dataset"], r["network"]), r)
+    return list(first.values())
+
+
 def line_plot_params():
     """landscapes.ch3.settings.LinePlotSettings."""
     rows = [
-        {"dataset": r["dataset"], "network": r["network"], "flatness_samples": r["flatness_samples"],
+        {"dataset": r["dataset"], "network": r["network"], "arm": r["arm"], "flatness_samples": r["flatness_samples"],
          "small_batch": r["small"]["batch_size"], "large_batch": r["large"]["batch_size"]}
-        for r in MINIMA["rows"]
+        for r in line_plot_rows()
     ]  # fmt: skip
     return {"rows": rows, **MINIMA["line_plot"], "seed": config["seed"], "device": config["device"]}
 
@@ -126,7 +137,7 @@ def minima_scatter_figures():
 
 
 def minima_line_plot_models():
-    return [f"{MINIMA_DIR}/{row}/{batch}_seed0.pt" for row in MINIMA_ROWS for batch in ("small", "large")]
+    return [f"{MINIMA_DIR}/{minima_row_id(r)}/{batch}_seed0.pt" for r in line_plot_rows() for batch in ("small", "large")]
 
 
 def minima_datasets():

@@ -78,6 +78,6 @@ def figure_3_2_curves(
         if row.dataset not in data:
             data[row.dataset] = flatness_data(load(dataset_paths[row.dataset]), row.flatness_samples, device)
         for batch, size in (("small", row.small_batch), ("large", row.large_batch)):
-            path = model_paths[(row_id(row.dataset, row.network), batch)]
+            path = model_paths[(row_id(row.dataset, row.network, row.arm), batch)]
             models[(row.dataset, row.network, size)] = load_minimum(path, device)
     return line_plot_curves(models, data, directions=s.directions, num_points=s.num_points, seed=s.seed)

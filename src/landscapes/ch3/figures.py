@@ -103,35 +103,46 @@ def scatter_figures(runs_csv: str | Path, paths: dict[str, str]) -> None:
         plot_scatter(group, paths[SCATTER_FIGURES[dataset]], title=title)
 
 
-def plot_path(path_runs: pd.DataFrame, minima_runs: pd.DataFrame, path: str | Path) -> Path:
+ENDPOINT_MARKERS = {"ce_stop": "*", "fixed_epochs": "s"}
+BATCH_COLOURS = ("tab:blue", "tab:cyan", "tab:green", "tab:red", "tab:orange", "tab:purple")
+
+
+def plot_path(path_runs: pd.DataFrame, path: str | Path) -> Path:
     """Riemannian lambda_max against training CE (log-log), one line per run from its first
-    snapshot to its minimum (a star), small batch blue and large batch red, one panel per network."""
+    snapshot to its endpoint, one colour per batch size and one panel per data set / network,
+    every row (protocol) of that pair on the same axes. The endpoint is where the run's
+    protocol ended it: a star for the CE stop, a square for the last epoch of a fixed budget."""
     panels = list(dict.fromkeys(zip(path_runs["dataset"], path_runs["network"])))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (dataset, network) in zip(axes[0], panels):
-        snaps = path_runs[(path_runs["dataset"] == dataset) & (path_runs["network"] == network) & path_runs["reached"]]
-        ends = minima_runs[(minima_runs["dataset"] == dataset) & (minima_runs["network"] == network)]
-        sizes = sorted(set(snaps["batch_size"]) | set(ends["batch_size"]))
-        for batch_size, colour in zip((sizes[0], sizes[-1]), ("tab:blue", "tab:red")):
-            for k, seed in enumerate(sorted(set(ends.loc[ends["batch_size"] == batch_size, "seed"]))):
-                line = snaps[(snaps["batch_size"] == batch_size) & (snaps["seed"] == seed)]
-                end = ends[(ends["batch_size"] == batch_size) & (ends["seed"] == seed)]
-                x = np.concatenate([line["train_loss"].to_numpy(), end["train_loss"].to_numpy()])
-                y = np.concatenate([line["riemannian"].to_numpy(), end["riemannian"].to_numpy()])
-                ax.plot(x, y, "o-", color=colour, alpha=0.8, markersize=4, label=f"batch {batch_size}" if k == 0 else None)
-                ax.plot(end["train_loss"], end["riemannian"], "*", color=colour, markersize=10, markeredgecolor="k")
+        pair = path_runs[(path_runs["dataset"] == dataset) & (path_runs["network"] == network) & path_runs["reached"]]
+        colours = dict(zip(sorted(set(pair["batch_size"])), BATCH_COLOURS))
+        labelled = set()
+        for (row, batch_size, seed), run in pair.groupby(["row", "batch_size", "seed"], sort=False):
+            line = run[run["point"] != "end"].sort_values("threshold", ascending=False)
+            end = run[run["point"] == "end"]
+            protocol = run["protocol"].iloc[0]
+            x = np.concatenate([line["train_loss"].to_numpy(), end["train_loss"].to_numpy()])
+            y = np.concatenate([line["riemannian"].to_numpy(), end["riemannian"].to_numpy()])
+            style = "-" if protocol == "ce_stop" else "--"
+            key = (batch_size, protocol)
+            label = f"batch {batch_size}, {protocol.replace('_', ' ')}" if key not in labelled else None
+            labelled.add(key)
+            ax.plot(x, y, "o" + style, color=colours[batch_size], alpha=0.7, markersize=3, label=label)
+            ax.plot(end["train_loss"], end["riemannian"], ENDPOINT_MARKERS.get(protocol, "*"), color=colours[batch_size],
+                    markersize=10 if protocol == "ce_stop" else 7, markeredgecolor="k")  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.invert_xaxis()  # training runs left to right
         ax.set_xlabel("training cross-entropy (full training set)")
         ax.set_ylabel("Riemannian spectral norm (raw lambda_max)")
         ax.set_title(f"{DATASET_LABELS.get(dataset, dataset)} - {NETWORK_LABELS.get(network, network)}")
-        ax.legend()
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle("Flatness along the training path (star: the run's minimum)")
+    fig.suptitle("Flatness along the training path (star: CE-stop endpoint; square: fixed-epoch endpoint)")
     return save_figure(fig, path)
 
 
-def path_figure(path_runs_csv: str | Path, minima_runs_csv: str | Path, path: str | Path) -> Path:
-    """The job behind the training-path figure: every measured snapshot, and each run's minimum from Table 3.7's runs."""
-    return plot_path(pd.read_csv(path_runs_csv), pd.read_csv(minima_runs_csv), path)
+def path_figure(path_runs_csv: str | Path, path: str | Path) -> Path:
+    """The job behind the training-path figure: every measured snapshot and each run's endpoint."""
+    return plot_path(pd.read_csv(path_runs_csv), path)

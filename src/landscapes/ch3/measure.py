@@ -113,6 +113,7 @@ def measure_snapshot(metrics_path: str | Path, snapshot_dir: str | Path, data_pa
     """
     metrics = load_json(metrics_path)
     out: dict = {key: metrics[key] for key in ("dataset", "network", "batch_size", "seed", "stop_loss")}
+    out["protocol"] = metrics.get("protocol", "ce_stop")
     out |= {"threshold": measure.threshold, "flatness_samples": measure.samples, "eps": measure.eps}
     entry = find_snapshot(metrics, measure.threshold)
     if entry is None:

@@ -52,7 +52,7 @@ class RunSettings:
     batch_size: int
     epochs: int
     optimiser: Optimiser
-    stop_loss: float
+    stop_loss: float | None  # None: protocol fixed_epochs, exactly `epochs` epochs with no CE stop
     seed: int
     checkpoint_every: int
     device: str
@@ -96,6 +96,7 @@ class PathMeasureSettings:
 class LinePlotRow:
     dataset: str
     network: str
+    arm: str | None
     flatness_samples: int
     small_batch: int
     large_batch: int
@@ -117,4 +118,4 @@ class SettingsTables:
     """Tables 3.4-3.6, written from the configured rows."""
 
     rows: tuple[Mapping, ...]
-    stop_loss: float
+    stop_loss: float | None

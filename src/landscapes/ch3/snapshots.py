@@ -2,7 +2,8 @@
 
 A run of Sec. 3.5 saves its network the first time its full-training-set cross-entropy
 falls below each level 1e-1, 1e-2, ..., down to its stop threshold (:func:`levels`:
-every power of ten from 1e-1 to the smallest one not below ``stop_loss``), into a folder
+every power of ten from 1e-1 to the smallest one not below ``stop_loss``; a fixed-epoch
+run, which has no stop, keeps going below it, down to 1e-10), into a folder
 of its own (``ce_1e-02.pt``, ...). The network at its cap, or at its stop, is the run's
 saved minimum. The levels depend only on ``stop_loss``, never on which of them a config
 measures, so measuring another level needs no retraining.
@@ -22,12 +23,13 @@ from torch import nn
 
 from landscapes.core.train import ForeignRunError
 from landscapes.pipeline.io import load_checkpoint, save_model
+from landscapes.pipeline.naming import snapshot_levels
 
 
-def levels(stop_loss: float) -> list[float]:
-    """1e-1, 1e-2, ... down to the smallest power of ten that is not below ``stop_loss``."""
-    deepest = math.floor(-math.log10(stop_loss) + 1e-9)
-    return [float(f"1e-{k}") for k in range(1, deepest + 1)]
+def levels(stop_loss: float | None) -> list[float]:
+    """1e-1, 1e-2, ... down to the smallest power of ten that is not below ``stop_loss``; a
+    fixed-epoch run (``None``) goes on below any stop level, down to 1e-10."""
+    return snapshot_levels(stop_loss)
 
 
 def level_name(threshold: float) -> str:

@@ -165,6 +165,7 @@ def fit(
     transform: BatchTransform | None = None,
     virtual_copies: int = 1,
     stop_loss: float | None = None,
+    full_eval: bool = False,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 1,
     fingerprint: str = "",
@@ -185,7 +186,9 @@ def fit(
     how Sec. 4.3 trains on full images plus partially observed copies. With
     ``stop_loss`` set, training stops after the first epoch whose full-training-set
     cross-entropy is below it at 100% accuracy (Sec. 3.5's criterion); ``epochs``
-    is then a safety cap. With ``checkpoint_path`` set, state is saved every
+    is then a safety cap. ``full_eval`` records that full-training-set loss and accuracy
+    every epoch without stopping on them (a fixed-epoch run whose training path is
+    tracked); they are always recorded with ``stop_loss``. With ``checkpoint_path`` set, state is saved every
     ``checkpoint_every`` epochs and an existing checkpoint is resumed from, but
     only if it was written with the same ``fingerprint`` (a digest of the run's
     settings): a checkpoint of other settings raises :class:`ForeignRunError` before
@@ -255,7 +258,7 @@ def fit(
         running, correct = sums.read(epoch)
         accuracy = correct / seen if classified else math.nan
         record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": accuracy, "lr": optimiser.lr_at(step, epoch)}
-        if stop_loss is not None:
+        if stop_loss is not None or full_eval:
             record["full_loss"], record["full_accuracy"] = evaluate(model, images, labels, batch_size=max(batch_size, 1024))
         history.append(record)
         if after_epoch is not None:

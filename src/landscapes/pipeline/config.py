@@ -21,6 +21,8 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
+from landscapes.pipeline.naming import snapshot_levels
+
 T = TypeVar("T")
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
@@ -123,23 +125,56 @@ def _ch2_problems(ch2: dict) -> list[str]:
     return problems
 
 
+def minima_row_id(row: Mapping) -> str:
+    """A Table 3.7 row's name in file paths: ``<dataset>-<network>`` or ``<dataset>-<network>-<arm>``."""
+    base = f"{row['dataset']}-{row['network']}"
+    return f"{base}-{row['arm']}" if row.get("arm") else base
+
+
+def minima_row_stop(row: Mapping, stop_loss: float | None) -> float | None:
+    """The CE stop level of a row's runs; None for a fixed-epoch row (``protocol: fixed_epochs``)."""
+    if row.get("protocol", "ce_stop") == "fixed_epochs":
+        return None
+    return row["stop_loss"] if "stop_loss" in row else stop_loss
+
+
 def _ch3_problems(ch3: dict) -> list[str]:
     problems, seen = [], set()
-    for row in ch3["minima"]["rows"]:
-        key = f"{row['dataset']}-{row['network']}"
+    minima = ch3["minima"]
+    for row in minima["rows"]:
+        key = minima_row_id(row)
         if key in seen:
-            problems.append(f"ch3.minima.rows: each data set / network pair may appear only once ({key} repeats)")
+            problems.append(f"ch3.minima.rows: each data set / network / arm may appear only once ({key} repeats; "
+                            "set `arm` to tell rows apart)")  # fmt: skip
         seen.add(key)
+        problems += _protocol_problems(row, key, minima["stop_loss"])
         if row["small"]["batch_size"] >= row["large"]["batch_size"]:
             problems.append(f"ch3.minima.rows ({key}): the small batch size must be below the large one")
         if row["train_size"] is not None and row["flatness_samples"] > row["train_size"]:
             problems.append(f"ch3.minima.rows ({key}): flatness_samples exceeds train_size")
-    if ch3["minima"]["path"]["enabled"]:
-        problems += _path_problems(ch3["minima"]["path"]["thresholds"], ch3["minima"]["stop_loss"])
+    if minima["path"]["enabled"]:
+        problems += _path_problems(minima["path"]["thresholds"], _deepest_level(minima))
     return problems
 
 
-def _path_problems(thresholds: list[float], stop_loss: float) -> list[str]:
+def _protocol_problems(row: Mapping, key: str, stop_loss: float | None) -> list[str]:
+    """A row ends its runs either by a CE stop or after a fixed epoch budget: exactly one of the two."""
+    fixed = row.get("protocol", "ce_stop") == "fixed_epochs"
+    if fixed and row.get("stop_loss") is not None:
+        return [f"ch3.minima.rows ({key}): protocol fixed_epochs trains a fixed epoch budget with no CE stop, "
+                f"but the row also sets stop_loss {row['stop_loss']!r}; drop one of the two"]  # fmt: skip
+    if not fixed and minima_row_stop(row, stop_loss) is None:
+        return [f"ch3.minima.rows ({key}): protocol ce_stop needs a CE stop level, but stop_loss is null; "
+                "set one, or use protocol fixed_epochs"]  # fmt: skip
+    return []
+
+
+def _deepest_level(minima: Mapping) -> float:
+    """The smallest CE any run saves a snapshot at (ch3.snapshots.levels): fixed-epoch runs go deepest."""
+    return min(snapshot_levels(minima_row_stop(row, minima["stop_loss"]))[-1] for row in minima["rows"])
+
+
+def _path_problems(thresholds: list[float], deepest: float) -> list[str]:
     """The measured thresholds must be levels that runs save snapshots at (ch3.snapshots.levels)."""
     where, problems = "ch3.minima.path.thresholds", []
     if any(a <= b for a, b in itertools.pairwise(thresholds)):
@@ -147,8 +182,9 @@ def _path_problems(thresholds: list[float], stop_loss: float) -> list[str]:
     for t in thresholds:
         if abs(math.log10(t) - round(math.log10(t))) > 1e-9 or t > 0.1 * (1 + 1e-9):
             problems.append(f"{where}: {t!r} is not one of the snapshot levels 1e-1, 1e-2, ... (a power of ten <= 0.1)")
-        elif t < stop_loss * (1 - 1e-9):
-            problems.append(f"{where}: {t!r} is below ch3.minima.stop_loss ({stop_loss!r}); no run saves a snapshot there")
+        elif t < deepest * (1 - 1e-9):
+            problems.append(f"{where}: {t!r} is below the deepest snapshot level of every row ({deepest!r}: "
+                            "ch3.minima.stop_loss, or 1e-10 for a fixed_epochs row); no run saves a snapshot there")  # fmt: skip
     return problems
 
 

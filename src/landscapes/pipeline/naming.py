@@ -79,3 +79,18 @@ def fraction_label(fraction: float) -> str:
 # stand in for MNIST.
 SCATTER_FIGURES = {"mnist": "figure_3_3", "digits": "figure_3_3", "kmnist": "figure_3_4",
                    "fashion_mnist": "figure_3_5", "cifar10": "figure_3_6"}  # fmt: skip
+
+
+# A fixed-epoch run (protocol fixed_epochs) keeps saving snapshots below any stop level,
+# down to this CE; float32 cross-entropy stops resolving per-sample losses near 1e-7, so
+# deeper levels would mostly record rounding.
+DEEPEST_SNAPSHOT_LEVEL = 1e-10
+
+
+def snapshot_levels(stop_loss: float | None) -> list[float]:
+    """The CE levels a run saves snapshots at: 1e-1, 1e-2, ... down to the smallest power of
+    ten not below ``stop_loss``; for a fixed-epoch run (``None``) down to DEEPEST_SNAPSHOT_LEVEL."""
+    import math
+
+    deepest = math.floor(-math.log10(DEEPEST_SNAPSHOT_LEVEL if stop_loss is None else stop_loss) + 1e-9)
+    return [float(f"1e-{k}") for k in range(1, deepest + 1)]
