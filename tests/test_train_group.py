@@ -234,3 +234,72 @@ def test_on_cuda_a_seed_in_a_group_equals_the_seed_alone_and_fit_equals_the_form
     history = _legacy_fit(old, x, y, epochs=3, batch_size=24, optimiser=ADAM, seed=7, stop_loss=1e-9)
     result = fit(new, x, y, epochs=3, batch_size=24, optimiser=ADAM, seed=7, stop_loss=1e-9, progress=False)
     _histories_close(result.history, history)  # cuDNN may pick other kernels between runs: close, not equal
+
+
+# --- item 4: Chapter 3's runs, several seeds per job -------------------------------------------------------
+
+
+def _write_dataset(path):
+    """The task of :func:`_data` as a data set file: hard enough that seeds stop at different epochs."""
+    import numpy as np
+
+    from landscapes.pipeline.io import save_arrays
+
+    x, y = _data(n=96)
+    save_arrays(path, x_train=x[:64].numpy(), y_train=y[:64].numpy(), x_test=x[64:].numpy(), y_test=y[64:].numpy(),
+                classes=np.array(["a", "b"]), name=np.array("digits"))  # fmt: skip
+    return path
+
+
+def _run_settings(seed, stop_loss=0.05, epochs=12):
+    from landscapes.ch3.settings import RunSettings
+    from landscapes.pipeline.config import settings
+
+    return settings(RunSettings, dict(
+        network="f1", bias=False, train_size=None, batch_size=16, epochs=epochs, stop_loss=stop_loss, seed=seed,
+        optimiser={"name": "adam", "lr": 3e-3, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0,
+                   "gamma": 1.0},
+        checkpoint_every=1, device="cpu"))  # fmt: skip
+
+
+def _paths(folder, seeds):
+    return dict(model_paths=[folder / f"s{s}.pt" for s in seeds], metrics_paths=[folder / f"s{s}.json" for s in seeds],
+                checkpoint_paths=[folder / f"s{s}.ckpt" for s in seeds], snapshot_dirs=[folder / f"s{s}_path" for s in seeds])  # fmt: skip
+
+
+@pytest.mark.parametrize("stop_loss, epochs", [(0.05, 12), (None, 5)], ids=["ce_stop", "fixed_epochs"])
+def test_runs_trained_in_one_job_end_like_runs_trained_alone(tmp_path, one_thread, stop_loss, epochs):
+    from landscapes.ch3 import train
+    from landscapes.core.models import load as load_network
+
+    data = _write_dataset(tmp_path / "d.npz")
+    seeds = [0, 1, 3]
+    runs = [_run_settings(s, stop_loss, epochs) for s in seeds]
+    alone = train.train_minima(data, runs[:1], device=torch.device("cpu"), progress=False, **_paths(tmp_path / "a", seeds[:1]))
+    alone += [train.train_minima(data, [r], device=torch.device("cpu"), progress=False, **_paths(tmp_path / "a", [s]))[0]
+              for r, s in zip(runs[1:], seeds[1:])]  # fmt: skip
+    group = train.train_minima(data, runs, device=torch.device("cpu"), progress=False, **_paths(tmp_path / "g", seeds))
+    if stop_loss is not None:
+        assert len({m["epochs_run"] for m in alone}) > 1  # one seed stops before another
+    for s, a, g in zip(seeds, alone, group):
+        assert a.keys() == g.keys() and g["snapshots"]
+        for key in ("fingerprint", "epochs_run", "steps", "reached_threshold", "protocol", "snapshots"):
+            if key == "snapshots":
+                assert [x["file"] for x in a[key]] == [x["file"] for x in g[key]] and [x["epoch"] for x in a[key]] == [x["epoch"] for x in g[key]]
+            else:
+                assert a[key] == g[key], key
+        _histories_close(g["history"], a["history"])
+        assert math.isclose(a["test_loss"], g["test_loss"], rel_tol=1e-4)
+        net_a, net_g = load_network(tmp_path / "a" / f"s{s}.pt")[0], load_network(tmp_path / "g" / f"s{s}.pt")[0]
+        assert _close(net_a, net_g)
+        assert sorted(p.name for p in (tmp_path / "a" / f"s{s}_path").iterdir()) == sorted(
+            p.name for p in (tmp_path / "g" / f"s{s}_path").iterdir())
+        assert not (tmp_path / "g" / f"s{s}.ckpt").exists()  # superseded by the saved network, as alone
+
+
+def test_a_job_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
+    from landscapes.ch3 import train
+
+    runs = [_run_settings(0), _run_settings(1, stop_loss=1e-3)]
+    with pytest.raises(ValueError, match="differ only in their seed"):
+        train.train_minima(tmp_path / "missing.npz", runs, device=torch.device("cpu"), progress=False, **_paths(tmp_path, [0, 1]))

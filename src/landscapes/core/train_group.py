@@ -103,6 +103,7 @@ def fit_group(
     optimiser: Optimiser,
     seeds: list[int],
     stop_loss: float | None = None,
+    full_eval: bool = False,
     checkpoint_paths: list[str | Path | None] | None = None,
     checkpoint_every: int = 1,
     fingerprints: list[str] | None = None,
@@ -117,8 +118,8 @@ def fit_group(
     ``fingerprints``, ``save_to``, ``after_epoch``); the loss is cross-entropy on the labels,
     with no transform and one copy of the data. Returns one :class:`TrainResult` per seed;
     a seed whose loss turned non-finite has ``error`` set (and nothing saved); its
-    checkpoint, if any, stays at its last good epoch. Every module ends with its seed's
-    final weights.
+    checkpoint, if any, stays at its last good epoch, and then the other seeds' final
+    checkpoints stay too. Every module ends with its seed's final weights.
     """
     k = len(models)
     if len(seeds) != k or len(set(seeds)) != k:
@@ -155,14 +156,18 @@ def fit_group(
             cohorts.setdefault((run.epoch, run.step), []).append(run)
     for cohort in cohorts.values():
         _train_cohort(cohort, images, labels, epochs=epochs, batch_size=batch_size, optimiser=optimiser,
-                      stop_loss=stop_loss, checkpoint_every=checkpoint_every, progress=progress)  # fmt: skip
+                      stop_loss=stop_loss, full_eval=full_eval, checkpoint_every=checkpoint_every,
+                      progress=progress)  # fmt: skip
     seconds = time.perf_counter() - t0
 
     results = []
+    # When a seed failed its job fails too (and its outputs go); the others' final
+    # checkpoints then stay, so that the rerun finds them finished instead of training them again.
+    any_failed = any(run.error is not None for run in runs)
     for run in runs:
         if save_to is not None and run.error is None:
             save_model(save_to[run.index], run.model, spec)
-            if run.checkpoint is not None and run.checkpoint.exists():
+            if run.checkpoint is not None and run.checkpoint.exists() and not any_failed:
                 run.checkpoint.unlink()  # the saved network supersedes it
         results.append(_result(run, stop_loss, seconds))
     return results
@@ -254,7 +259,8 @@ def _stack_optimiser_states(states: list[dict]) -> dict:
     return {"state": out, "param_groups": first["param_groups"]}
 
 
-def _train_cohort(runs: list[_Seed], images, labels, *, epochs, batch_size, optimiser, stop_loss, checkpoint_every, progress):
+def _train_cohort(runs: list[_Seed], images, labels, *, epochs, batch_size, optimiser, stop_loss, full_eval,
+                  checkpoint_every, progress):  # fmt: skip
     n, device = len(images), images.device
     stack = _Stack(runs, optimiser)
     epoch, step = runs[0].epoch, runs[0].step
@@ -294,7 +300,7 @@ def _train_cohort(runs: list[_Seed], images, labels, *, epochs, batch_size, opti
                 continue
             record = {"epoch": epoch + 1, "loss": losses_sum[i] / seen, "accuracy": correct[i] / seen,
                       "lr": optimiser.lr_at(step, epoch)}  # fmt: skip
-            if stop_loss is not None:
+            if stop_loss is not None or full_eval:
                 record["full_loss"], record["full_accuracy"] = evaluate(run.model, images, labels,
                                                                         batch_size=max(batch_size, 1024))
             run.history.append(record)
