@@ -78,6 +78,15 @@ class _Seed:
     done: bool = False
 
 
+def inexact_layers(network: str) -> list[str]:
+    """The layer types of registry network ``network`` that a group cannot train exactly (none: groupable)."""
+    from landscapes.core.models import build_model
+
+    with torch.device("meta"):  # the architecture alone: no memory, no initialisation cost
+        model = build_model(network, in_channels=3, image_size=32, num_classes=10)
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, _INEXACT)})
+
+
 def check_groupable(models: list[nn.Module]) -> None:
     """Raise ValueError unless ``models`` are one architecture without dropout or batch norm."""
     if not models:
