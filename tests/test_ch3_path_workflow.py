@@ -20,6 +20,13 @@ PATH_TINY = {
                 "flatness_samples": 200, "eps": None,
                 "small": {"batch_size": 50, "epochs": 20, "optimiser": ADAM},
                 "large": {"batch_size": 300, "epochs": 60, "optimiser": ADAM},
+            }, {
+                # the authors' protocol beside it (config/table37_protocols.yaml at toy size): exactly
+                # 12 epochs for both batch sizes, no CE stop
+                "dataset": "digits", "network": "f1", "arm": "fixed", "protocol": "fixed_epochs", "bias": False,
+                "seeds": 1, "train_size": 300, "flatness_samples": 200, "eps": None,
+                "small": {"batch_size": 50, "epochs": 12, "optimiser": ADAM},
+                "large": {"batch_size": 300, "epochs": 12, "optimiser": ADAM},
             }],
             "path": {"enabled": True, "thresholds": [0.1]},
         },
@@ -50,13 +57,31 @@ def test_every_run_saved_its_decades_and_the_table_counts_them(finished):
             snaps = sorted(p.name for p in (finished / MINIMA / f"{batch}_seed{seed}_path").glob("ce_*.pt"))
             assert snaps and set(snaps) <= {"ce_1e-01.pt", "ce_1e-02.pt", "ce_1e-03.pt"}  # whatever is measured
     table = pd.read_csv(finished / "results/tiny/tables/table_3_path.csv")
-    assert list(table["threshold"]) == [0.1] and table.loc[0, "reached_small"].endswith("/1")
-    assert len(pd.read_csv(finished / "results/tiny/tables/table_3_path_runs.csv")) == 2
+    assert list(zip(table["row"], table["point"])) == [("digits-f1", "CE < 1e-01"), ("digits-f1", "end"),
+                                                       ("digits-f1-fixed", "CE < 1e-01"), ("digits-f1-fixed", "end")]
+    assert table.loc[0, "reached_small"].endswith("/1") and list(table["protocol"])[-1] == "fixed_epochs"
+    # two rows x two batch sizes: a snapshot at CE < 1e-1 and an endpoint each
+    assert len(pd.read_csv(finished / "results/tiny/tables/table_3_path_runs.csv")) == 8
     assert (finished / "results/tiny/figures/figure_3_path.png").stat().st_size > 1000
 
 
+def test_the_fixed_epoch_arm_trains_exactly_its_epochs_beside_the_ce_stop(finished):
+    from landscapes.pipeline.io import load_json
+
+    for batch in ("small", "large"):
+        fixed = load_json(finished / f"{MINIMA}-fixed" / f"{batch}_seed0.json")
+        assert fixed["epochs_run"] == 12 and len(fixed["history"]) == 12 and fixed["reached_threshold"] is None
+        assert fixed["protocol"] == "fixed_epochs" and fixed["stop_loss"] is None
+    stopped = load_json(finished / MINIMA / "small_seed0.json")
+    assert stopped["protocol"] == "ce_stop" and stopped["stop_loss"] is not None
+    t37 = pd.read_csv(finished / "results/tiny/tables/table_3_7.csv")
+    assert list(t37["protocol"]) == ["ce_stop", "ce_stop", "fixed_epochs", "fixed_epochs"]
+    for column in ("riemannian_lambda_max", "lambda_over_2_2L", "eps2_lambda_over_2_2L", "euclidean_lambda_max", "train_ce"):
+        assert t37[column].notna().all()
+
+
 def test_adding_a_threshold_plans_only_its_measurements(finished):
-    assert _with_thresholds(finished, [0.1, 0.01]) == {"measure_path": 2, "table_3_path": 1, "figure_3_path": 1, "ch3": 1}
+    assert _with_thresholds(finished, [0.1, 0.01]) == {"measure_path": 4, "table_3_path": 1, "figure_3_path": 1, "ch3": 1}
 
 
 def test_a_bad_threshold_list_fails_before_any_job(finished):
