@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/bench_throughput.py [--device cuda] [--seeds 10] [--steps 50]
 
 For MNIST-FC and LeNet (no biases, as Table 3.7 trains them) at batch 200 and 5000 on
-random images of MNIST's shape, two comparisons, each best of ``--repeats`` after a warm-up:
+random images of MNIST's shape, two comparisons, each best of ``--repeats`` after a warm-up, the two sides of a comparison run alternately:
 
 - steps/s of one seed with a host read per step (the loop ``fit`` had before issue 23:
   ``loss.item()``, the correct count and the finite check each step) against ``fit`` now
@@ -54,18 +54,25 @@ def legacy_epoch(model, images, labels, batch_size, seed) -> None:
         correct += (out.argmax(1) == target).sum().item()
 
 
-def best_seconds(fn, device, repeats: int) -> float:
-    fn()  # warm-up: kernel selection, allocator, lazy CUDA init
-    times = []
+def _timed(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_pair(fa, fb, device, repeats: int) -> tuple[float, float]:
+    """Best seconds of ``fa`` and of ``fb``, run alternately (a, b, a, b, ...) after a warm-up of
+    each, so that a load that comes and goes on a shared machine falls on both alike."""
+    fa(), fb()  # warm-up: kernel selection, allocator, lazy CUDA init
+    ta, tb = [], []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        ta.append(_timed(fa, device))
+        tb.append(_timed(fb, device))
+    return min(ta), min(tb)
 
 
 def measure(name: str, batch: int, args, device: torch.device) -> dict:
@@ -93,10 +100,8 @@ def measure(name: str, batch: int, args, device: torch.device) -> dict:
         fit_group([net(s) for s in seeds], images, labels, epochs=1, batch_size=batch, optimiser=OPT, seeds=seeds,
                   progress=False)  # fmt: skip
 
-    sync = best_seconds(lambda: legacy_epoch(net(0), images, labels, batch, 0), device, args.repeats)
-    nosync = best_seconds(one_fit, device, args.repeats)
-    seq = best_seconds(sequential, device, args.repeats)
-    grp = best_seconds(grouped, device, args.repeats)
+    sync, nosync = best_pair(lambda: legacy_epoch(net(0), images, labels, batch, 0), one_fit, device, args.repeats)
+    seq, grp = best_pair(sequential, grouped, device, args.repeats)
     return {"model": name, "batch": batch, "sync": args.steps / sync, "nosync": args.steps / nosync,
             "alone": args.seeds / seq, "group": args.seeds / grp}  # fmt: skip
 
