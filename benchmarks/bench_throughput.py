@@ -3,7 +3,8 @@
     PYTHONPATH=src python benchmarks/bench_throughput.py [--device cuda] [--seeds 10] [--steps 50]
 
 For MNIST-FC and LeNet (no biases, as Table 3.7 trains them) at batch 200 and 5000 on
-random images of MNIST's shape, two comparisons, each best of ``--repeats`` after a warm-up, the two sides of a comparison run alternately:
+random images of MNIST's shape, two comparisons, each best of ``--repeats`` after a
+warm-up, the two sides of a comparison run alternately:
 
 - steps/s of one seed with a host read per step (the loop ``fit`` had before issue 23:
   ``loss.item()``, the correct count and the finite check each step) against ``fit`` now
