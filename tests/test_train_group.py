@@ -303,3 +303,31 @@ def test_a_job_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
     runs = [_run_settings(0), _run_settings(1, stop_loss=1e-3)]
     with pytest.raises(ValueError, match="differ only in their seed"):
         train.train_minima(tmp_path / "missing.npz", runs, device=torch.device("cpu"), progress=False, **_paths(tmp_path, [0, 1]))
+
+
+def test_a_job_whose_seed_turns_non_finite_saves_the_others_and_then_fails(tmp_path, one_thread, monkeypatch):
+    from landscapes.ch3 import train
+    from landscapes.pipeline.io import load_json
+
+    data = _write_dataset(tmp_path / "d.npz")
+    start = train._start
+
+    def poisoned(run, *args):  # fault injection: seed 1 starts from NaN weights
+        spec, model, digest = start(run, *args)
+        if run.seed == 1:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return spec, model, digest
+
+    monkeypatch.setattr(train, "_start", poisoned)
+    paths = _paths(tmp_path, [0, 1])
+    with pytest.raises(FloatingPointError, match=r"at epoch 1, step 0 \(seed 1;"):
+        train.train_minima(data, [_run_settings(0), _run_settings(1)], device=torch.device("cpu"), progress=False, **paths)
+    good, bad = (load_json(p) for p in paths["metrics_paths"])
+    assert good["reached_threshold"] is True and "error" not in good and (tmp_path / "s0.pt").exists()
+    assert "non-finite training loss" in bad["error"] and not (tmp_path / "s1.pt").exists()
+    assert (tmp_path / "s0.ckpt").exists()  # kept: the rerun of the failed job finds seed 0 finished
+    monkeypatch.undo()
+    again = train.train_minima(data, [_run_settings(0)], device=torch.device("cpu"), progress=False,
+                               **_paths(tmp_path, [0]))[0]  # fmt: skip
+    assert again["epochs_run"] == good["epochs_run"] and again["history"] == good["history"]  # not trained past its stop
