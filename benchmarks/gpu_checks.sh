@@ -8,6 +8,10 @@
 #   costs   seconds per training sample of every paper network on the GPU (issue 14)
 #   peers   the peer benchmark on CUDA (issue 17); data paths in PEERS_ARGS (--mnist, --cifar)
 #   vgg16   per-HVP time and memory of VGG16 on 2,000 CIFAR images (issue 17); VGG_ARGS (--cifar)
+#   training  issue 23: the group-training and sync-free-fit equality test on CUDA (its CPU twins
+#           run in CI), then
+#           steps/s with vs without a host read per step and seeds/s alone vs stacked, for
+#           MNIST-FC and LeNet at batch 200 and 5000 (bench_throughput.py; TRAINING_ARGS)
 #   wheels  install the carried wheels in .whl/ (snakemake and what it needs; the peers) into
 #           /tmp/site: the machine has no internet and no snakemake
 #   table37 Table 3.7's MNIST rows at the thesis's full settings under both training protocols,
@@ -89,6 +93,13 @@ for section in "$@"; do
     vgg16)
         # shellcheck disable=SC2086
         timeout "${VGG_LIMIT:-120}" $PY benchmarks/bench_vgg16_hvp.py --device cuda ${VGG_ARGS:-} 2>&1 | tee "$OUT/vgg16_hvp_gpu.txt"
+        ;;
+    training)
+        timeout "${TRAINING_TEST_LIMIT:-120}" $PY -m pytest -q -p no:cacheprovider -o addopts="" \
+            tests/test_train_group.py -k cuda 2>&1 | tee "$OUT/training_tests.txt"
+        # shellcheck disable=SC2086
+        timeout "${TRAINING_LIMIT:-300}" $PY benchmarks/bench_throughput.py --device cuda \
+            ${TRAINING_ARGS:---seeds 10 --steps 50 --repeats 2} 2>&1 | tee "$OUT/throughput_gpu.txt"
         ;;
     *)
         echo "unknown section $section" >&2

@@ -1,17 +1,24 @@
-"""Train one small- or large-batch run of Sec. 3.5 to its minimum."""
+"""Train small- or large-batch runs of Sec. 3.5 to their minima: one seed, or several together
+(ch3.minima.seeds_per_job); each output pair (network, metrics) is one seed's run."""
 
 from landscapes.ch3.settings import RunSettings
-from landscapes.ch3.train import train_minimum
+from landscapes.ch3.train import train_minima
 from landscapes.pipeline.config import settings
 from landscapes.pipeline.runtime import select_device, start_job
 
 
+def _listed(value):
+    return [value] if isinstance(value, str) else list(value)
+
+
 def main(snakemake):
     start_job(snakemake)
-    run = settings(RunSettings, snakemake.params.cfg)
-    train_minimum(snakemake.input.data, run, device=select_device(run.device), model_path=snakemake.output.model,
-                  metrics_path=snakemake.output.metrics, checkpoint_path=snakemake.params.checkpoint,
-                  snapshot_dir=snakemake.params.snapshots)  # fmt: skip
+    cfg, runs = snakemake.params.cfg, snakemake.params.runs
+    settings_of = [settings(RunSettings, {**cfg, "seed": cfg["seed"] + run["seed"]}) for run in runs]
+    train_minima(snakemake.input.data, settings_of, device=select_device(settings_of[0].device),
+                 model_paths=_listed(snakemake.output.model), metrics_paths=_listed(snakemake.output.metrics),
+                 checkpoint_paths=[run["checkpoint"] for run in runs],
+                 snapshot_dirs=[run["snapshots"] for run in runs])  # fmt: skip
 
 
 if __name__ == "__main__":

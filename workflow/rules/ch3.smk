@@ -73,30 +73,62 @@ rule figure_3_1:
 # ---- Sec. 3.5: small- vs large-batch minima (Tables 3.4-3.7, Figures 3.2-3.6, Kendall tau).
 
 
-rule train_minimum:
-    input:
-        data=minima_row_dataset,
-    output:
-        model=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.pt",
-        metrics=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.json",
-    params:
-        cfg=minima_train_params,
-        # Not outputs: they must survive a killed job so the rerun resumes from them.
-        checkpoint=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.ckpt",
-        snapshots=minima_snapshot_dir,
-    log:
-        f"{LOGS}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.tsv"
-    conda:
-        "../../envs/landscapes.yaml"
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=by_attempt(4000),
-        runtime=by_attempt(600),
-    script:
-        "../../scripts/ch3/train_minimum.py"
+if MINIMA["seeds_per_job"] == 1:
+
+    rule train_minimum:
+        input:
+            data=minima_row_dataset,
+        output:
+            model=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.pt",
+            metrics=f"{MINIMA_DIR}/{{row}}/{{batch}}_seed{{seed}}.json",
+        params:
+            cfg=lambda wildcards: minima_train_params(wildcards.row, wildcards.batch),
+            runs=minima_train_runs,
+        log:
+            f"{LOGS}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.log",
+        benchmark:
+            f"{BENCH}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.tsv"
+        conda:
+            "../../envs/landscapes.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+            mem_mb=by_attempt(4000),
+            runtime=by_attempt(600),
+        script:
+            "../../scripts/ch3/train_minimum.py"
+
+# Several seeds per job (core.train_group): a rule per group of seeds, its outputs named
+# explicitly, since a rule's output count cannot depend on a wildcard (no groups when
+# seeds_per_job is 1). Same files, params and script line as train_minimum, at the same
+# indentation (Snakemake's code trigger compares the line's text), so either way of training
+# leaves the same cache.
+for _row, _batch, _seeds in minima_train_groups():
+
+    rule:
+        name:
+            f"train_minima_{_row.replace('-', '_')}_{_batch}_seeds{_seeds[0]}_{_seeds[-1]}"
+        input:
+            data=dataset_file(MINIMA_ROWS[_row]["dataset"]),
+        output:
+            model=[f"{MINIMA_DIR}/{_row}/{_batch}_seed{s}.pt" for s in _seeds],
+            metrics=[f"{MINIMA_DIR}/{_row}/{_batch}_seed{s}.json" for s in _seeds],
+        params:
+            cfg=minima_train_params(_row, _batch),
+            runs=minima_train_runs,
+        log:
+            f"{LOGS}/ch3/minima/train_{_row}_{_batch}_seeds{_seeds[0]}-{_seeds[-1]}.log",
+        benchmark:
+            f"{BENCH}/ch3/minima/train_{_row}_{_batch}_seeds{_seeds[0]}-{_seeds[-1]}.tsv"
+        conda:
+            "../../envs/landscapes.yaml"
+        threads: 1
+        resources:
+            gpu=1,
+            mem_mb=by_attempt(4000 + 500 * len(_seeds)),
+            runtime=by_attempt(600 * len(_seeds)),
+        script:
+            "../../scripts/ch3/train_minimum.py"
 
 
 rule measure_minimum:

@@ -67,19 +67,49 @@ def minima_row_dataset(wildcards):
     return dataset_file(MINIMA_ROWS[wildcards.row]["dataset"])
 
 
-def minima_train_params(wildcards):
-    """landscapes.ch3.settings.RunSettings of one run."""
-    row = MINIMA_ROWS[wildcards.row]
+def minima_train_params(row_id, batch):
+    """landscapes.ch3.settings.RunSettings of a row's runs at one batch size, all but the seed:
+    run s trains from seed + s, s read from its output's name (minima_train_runs). A job's
+    non-derived params are then the same whichever seeds it trains, so that changing
+    ch3.minima.seeds_per_job reruns nothing (Snakemake compares them per output file)."""
+    row = MINIMA_ROWS[row_id]
     return {
         "network": row["network"],
         "bias": row["bias"],
         "train_size": row["train_size"],
-        **row[wildcards.batch],
+        **row[batch],
         "stop_loss": minima_row_stop(row, MINIMA["stop_loss"]),  # None: a fixed epoch budget
-        "seed": config["seed"] + int(wildcards.seed),
+        "seed": config["seed"],
         "checkpoint_every": MINIMA["checkpoint_every"],
         "device": config["device"],
     }
+
+
+def minima_train_runs(wildcards, output):
+    """Each output network's seed index, checkpoint and snapshot folder, derived from its file name.
+
+    Neither is an output: like the checkpoint, the snapshots must survive a killed job,
+    whose rerun resumes and keeps the snapshots taken before. Taking ``output`` makes this a
+    derived param, which Snakemake leaves out of its params rerun trigger."""
+    models = [output.model] if isinstance(output.model, str) else list(output.model)
+    runs = []
+    for model in models:
+        stem = model[: -len(".pt")]
+        runs.append({"seed": int(stem.rsplit("_seed", 1)[1]), "checkpoint": f"{stem}.ckpt", "snapshots": f"{stem}_path"})
+    return runs
+
+
+def minima_train_groups():
+    """(row, batch, seed indices) of each training job when ch3.minima.seeds_per_job > 1."""
+    k = MINIMA["seeds_per_job"]
+    if k == 1:
+        return []  # rule train_minimum trains each seed
+    return [
+        (row, batch, list(range(first, min(first + k, spec["seeds"]))))
+        for row, spec in MINIMA_ROWS.items()
+        for batch in ("small", "large")
+        for first in range(0, spec["seeds"], k)
+    ]
 
 
 def minima_measure_params(wildcards):

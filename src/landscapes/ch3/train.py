@@ -20,6 +20,7 @@ the metric and ``rescale`` leaves it alone).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from landscapes.core.datasets import Dataset, load
 from landscapes.core.models import from_spec, model_spec
 from landscapes.core.models import load as load_network
 from landscapes.core.train import channel_stats, evaluate, fingerprint, fit
+from landscapes.core.train_group import fit_group
 from landscapes.pipeline.config import as_plain, minima_row_id
 from landscapes.pipeline.io import save_json
 
@@ -74,14 +76,7 @@ def train_minimum(
     ``ForeignRunError`` before any training (and stays as it is)."""
     data = load(data_path)
     x, y = training_subset(data, run.train_size)
-    mean, std = channel_stats(x)
-    spec = model_spec(run.network, in_channels=x.shape[1], image_size=x.shape[2], num_classes=len(data.classes),
-                      mean=mean, std=std, bias=bool(run.bias))  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(run.seed)
-        model = from_spec(spec).to(device)
-    optimiser = as_plain(run.optimiser)
-    digest = fingerprint([spec, len(x), run.batch_size, run.epochs, optimiser, run.stop_loss, run.seed])
+    spec, model, digest = _start(run, data, x, device)
     saver = None
     if snapshot_dir is not None:
         check_folder(snapshot_dir, digest)
@@ -91,6 +86,24 @@ def train_minimum(
         seed=run.seed, stop_loss=run.stop_loss, full_eval=True, checkpoint_path=checkpoint_path, checkpoint_every=run.checkpoint_every,
         fingerprint=digest, save_to=model_path, spec=spec, after_epoch=saver, progress=progress,
     )  # fmt: skip
+    return _finish(run, data, x, model, result, digest, device, metrics_path, snapshot_dir)
+
+
+def _start(run: RunSettings, data: Dataset, x: torch.Tensor, device) -> tuple[dict, nn.Module, str]:
+    """A run's network spec, its initial network (from its seed) and its fingerprint."""
+    mean, std = channel_stats(x)
+    spec = model_spec(run.network, in_channels=x.shape[1], image_size=x.shape[2], num_classes=len(data.classes),
+                      mean=mean, std=std, bias=bool(run.bias))  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed)
+        model = from_spec(spec).to(device)
+    optimiser = as_plain(run.optimiser)
+    digest = fingerprint([spec, len(x), run.batch_size, run.epochs, optimiser, run.stop_loss, run.seed])
+    return spec, model, digest
+
+
+def _finish(run, data, x, model, result, digest, device, metrics_path, snapshot_dir) -> dict:
+    """Evaluate a trained run on the test set and write its metrics."""
     test_loss, test_acc = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
     metrics = {
         "dataset": data.name, "network": run.network, "bias": bool(run.bias), "batch_size": run.batch_size,
@@ -106,4 +119,68 @@ def train_minimum(
     ending = {None: "fixed epoch budget", True: "threshold reached", False: "threshold NOT reached"}[result.reached_threshold]
     log.info("%s/%s batch %d seed %d: %d epochs, train loss %.3g (%s), test accuracy %.4f",
              data.name, run.network, run.batch_size, run.seed, result.epochs_run, result.train_loss, ending, test_acc)  # fmt: skip
+    return metrics
+
+
+def train_minima(
+    data_path: str | Path,
+    runs: list[RunSettings],
+    *,
+    device: torch.device,
+    model_paths: list[str | Path],
+    metrics_paths: list[str | Path],
+    checkpoint_paths: list[str | Path | None] | None = None,
+    snapshot_dirs: list[str | Path | None] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Train several seeds of one row and batch size together (``core.train_group.fit_group``); return their metrics.
+
+    Each run ends exactly as ``train_minimum`` would end it (same files, fingerprint,
+    snapshots, checkpoints, metrics), within float32 rounding: the stacked kernels round
+    differently from one network's. One run is trained by ``train_minimum`` itself. Runs
+    that differ in anything but the seed raise ValueError before any training. A run whose
+    loss turns non-finite gets an ``error`` in its metrics while the others finish and are
+    saved; then FloatingPointError names it (the job fails, as a single run's would; the
+    finished runs' final checkpoints are kept, so the rerun does not train them again).
+    """
+    k = len(runs)
+    checkpoint_paths = list(checkpoint_paths) if checkpoint_paths is not None else [None] * k
+    snapshot_dirs = list(snapshot_dirs) if snapshot_dirs is not None else [None] * k
+    if not k or any(len(v) != k for v in (model_paths, metrics_paths, checkpoint_paths, snapshot_dirs)):
+        raise ValueError("runs, model_paths, metrics_paths, checkpoint_paths and snapshot_dirs need one entry per run")
+    common = [dataclasses.replace(r, seed=0) for r in runs]
+    if any(c != common[0] for c in common[1:]):
+        raise ValueError("runs: the runs of one training job may differ only in their seed")
+    if k == 1:
+        return [train_minimum(data_path, runs[0], device=device, model_path=model_paths[0],
+                              metrics_path=metrics_paths[0], checkpoint_path=checkpoint_paths[0],
+                              snapshot_dir=snapshot_dirs[0], progress=progress)]  # fmt: skip
+    run = runs[0]
+    data = load(data_path)
+    x, y = training_subset(data, run.train_size)
+    started = [_start(r, data, x, device) for r in runs]
+    spec = started[0][0]
+    savers = []
+    for (_, _, digest), folder in zip(started, snapshot_dirs):
+        if folder is not None:
+            check_folder(folder, digest)
+        savers.append(SnapshotSaver(folder, run.stop_loss, spec, digest) if folder is not None else None)
+    results = fit_group(
+        [m for _, m, _ in started], x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size,
+        optimiser=run.optimiser, seeds=[r.seed for r in runs], stop_loss=run.stop_loss, full_eval=True,
+        checkpoint_paths=checkpoint_paths, checkpoint_every=run.checkpoint_every, fingerprints=[d for _, _, d in started],
+        save_to=model_paths, spec=spec, after_epoch=savers, progress=progress,
+    )  # fmt: skip
+    metrics, failed = [], []
+    for r, (_, model, digest), result, path, folder in zip(runs, started, results, metrics_paths, snapshot_dirs):
+        if result.error is not None:
+            failed.append(result.error)
+            record = {"dataset": data.name, "network": r.network, "batch_size": r.batch_size, "seed": r.seed,
+                      "fingerprint": digest, "error": result.error, "reached_threshold": False, "history": result.history}  # fmt: skip
+            save_json(path, record)
+            metrics.append(record)
+            continue
+        metrics.append(_finish(r, data, x, model, result, digest, device, path, folder))
+    if failed:
+        raise FloatingPointError("; ".join(failed))
     return metrics

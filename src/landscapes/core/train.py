@@ -84,6 +84,7 @@ class TrainResult:
     reached_threshold: bool | None
     seconds: float
     history: list[dict] = field(default_factory=list)
+    error: str | None = None  # set by ``train_group.fit_group`` for a seed whose loss turned non-finite
 
 
 def channel_stats(images_uint8: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -125,7 +126,10 @@ def evaluate(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    total_loss, correct = 0.0, 0
+    # Sums stay on the device and are read once (no host sync per batch); float64, so
+    # they equal the host's Python-float sums of the same float32 batch values.
+    total_loss = torch.zeros((), dtype=_sum_dtype(device), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     g = torch.Generator().manual_seed(seed)
     for idx in _batches(len(images), batch_size, None):
         x = images[idx].to(device, non_blocking=True).float().div_(255.0)
@@ -133,10 +137,15 @@ def evaluate(
             x = transform(x, idx, g)
         y = labels[idx].to(device)
         out = model(x)
-        total_loss += F.cross_entropy(out, y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
+        total_loss += F.cross_entropy(out, y, reduction="sum").to(total_loss.dtype)
+        correct += (out.argmax(1) == y).sum()
     model.train(was_training)
-    return total_loss / len(images), correct / len(images)
+    return total_loss.item() / len(images), correct.item() / len(images)
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 for on-device running sums (exactly the host's float sums), float32 where the device has no float64."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
 def _cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -214,33 +223,39 @@ def fit(
 
     reached = None
     t0 = time.perf_counter()
+    if stop_loss is not None and history and _reached(history[-1], stop_loss):
+        start_epoch = epochs  # a checkpoint written at the stop, before the network was saved: nothing left to train
     bar = _progress(range(start_epoch, epochs), epochs, start_epoch, enabled=progress)
     epoch = start_epoch
     for epoch in bar:
         g = epoch_generator(seed, epoch)
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))  # dropout and other global draws
         model.train()
-        running, seen, correct, classified = 0.0, 0, 0, True
-        for idx in _batches(n * virtual_copies, batch_size, g):
+        # Within an epoch nothing is read back to the host (each read waits for the device):
+        # the loss sum, the correct count and the first non-finite step stay on the device
+        # and are read once at the epoch's end.
+        sums = _EpochSums(device)
+        seen, classified = 0, True
+        order = torch.randperm(n * virtual_copies, generator=g)
+        order_dev = order.to(device)  # one copy per epoch, not one per step
+        for start in range(0, len(order), batch_size):
             for group in opt.param_groups:
                 group["lr"] = optimiser.lr_at(step, epoch)
-            x = images[idx % n].float().div_(255.0)
+            idx, idx_dev = order[start : start + batch_size], order_dev[start : start + batch_size]
+            x = images[idx_dev % n].float().div_(255.0)
             if transform is not None:
                 x = transform(x, idx, g)
-            x, target = x if isinstance(x, tuple) else (x, labels[idx % n])
+            x, target = x if isinstance(x, tuple) else (x, labels[idx_dev % n])
             out = model(x)
             batch_loss = loss(out, target)
-            if not torch.isfinite(batch_loss):
-                raise FloatingPointError(f"non-finite training loss ({batch_loss.item()}) at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()
             opt.step()
-            step += 1
-            running += batch_loss.item() * len(idx)
             classified = not target.is_floating_point()
-            if classified:
-                correct += (out.argmax(1) == target).sum().item()
+            sums.add(batch_loss.detach(), step, len(idx), (out.argmax(1) == target).sum() if classified else None)
+            step += 1
             seen += len(idx)
+        running, correct = sums.read(epoch)
         accuracy = correct / seen if classified else math.nan
         record = {"epoch": epoch + 1, "loss": running / seen, "accuracy": accuracy, "lr": optimiser.lr_at(step, epoch)}
         if stop_loss is not None or full_eval:
@@ -251,7 +266,7 @@ def fit(
         log.info("epoch %d/%d loss %.4g accuracy %.4f", epoch + 1, epochs, record["loss"], record["accuracy"])
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{record['loss']:.4g}", acc=f"{record['accuracy']:.3f}")
-        done = stop_loss is not None and record["full_loss"] < stop_loss and record["full_accuracy"] == 1.0
+        done = stop_loss is not None and _reached(record, stop_loss)
         if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or done or epoch + 1 == epochs):
             save_checkpoint(checkpoint_path, {"model": model.state_dict(), "optimiser": opt.state_dict(),
                                               "epoch": epoch + 1, "step": step, "history": history,
@@ -259,7 +274,7 @@ def fit(
         if done:
             break
     if stop_loss is not None:
-        reached = bool(history and history[-1]["full_loss"] < stop_loss and history[-1]["full_accuracy"] == 1.0)
+        reached = bool(history and _reached(history[-1], stop_loss))
     last = history[-1] if history else {"loss": math.nan, "accuracy": math.nan}
     if save_to is not None:
         save_model(save_to, model, spec)
@@ -274,6 +289,43 @@ def fit(
         seconds=time.perf_counter() - t0,
         history=history,
     )
+
+
+def _reached(record: dict, stop_loss: float) -> bool:
+    """Sec. 3.5's stop: full-training-set cross-entropy below ``stop_loss`` at 100% training accuracy."""
+    return record["full_loss"] < stop_loss and record["full_accuracy"] == 1.0
+
+
+class _EpochSums:
+    """An epoch's running loss, correct count and first non-finite step, kept on the device.
+
+    The loss sum is float64 (float32 on MPS): batch losses are float32 values, so the sum
+    equals the former host loop's Python-float sum of ``loss.item() * len(batch)``, bit for bit.
+    With ``per`` > 0 every quantity is a vector of ``per`` entries (one per network of a group).
+    """
+
+    def __init__(self, device: torch.device, per: int = 0):
+        shape = (per,) if per else ()
+        self.loss = torch.zeros(shape, dtype=_sum_dtype(device), device=device)
+        self.correct = torch.zeros(shape, dtype=torch.int64, device=device)
+        self.first_bad = torch.full(shape, -1, dtype=torch.int64, device=device)
+        self.bad_value = torch.zeros(shape, dtype=torch.float32, device=device)
+
+    def add(self, batch_loss: torch.Tensor, step: int, size: int, correct: torch.Tensor | None) -> None:
+        self.loss += batch_loss.to(self.loss.dtype) * size
+        if correct is not None:
+            self.correct += correct
+        new_bad = (self.first_bad < 0) & ~torch.isfinite(batch_loss)
+        self.first_bad = torch.where(new_bad, step, self.first_bad)
+        self.bad_value = torch.where(new_bad, batch_loss.float(), self.bad_value)
+
+    def read(self, epoch: int) -> tuple[float, int]:
+        """The loss sum and correct count (one network); raise if a step's loss was non-finite."""
+        first_bad = int(self.first_bad)
+        if first_bad >= 0:
+            raise FloatingPointError(
+                f"non-finite training loss ({float(self.bad_value)}) at epoch {epoch + 1}, step {first_bad}")
+        return float(self.loss), int(self.correct)
 
 
 def _progress(iterable, total, initial, enabled):

@@ -154,6 +154,24 @@ def _ch3_problems(ch3: dict) -> list[str]:
             problems.append(f"ch3.minima.rows ({key}): flatness_samples exceeds train_size")
     if minima["path"]["enabled"]:
         problems += _path_problems(minima["path"]["thresholds"], _deepest_level(minima))
+    return problems + _group_problems(minima)
+
+
+def _group_problems(minima: Mapping) -> list[str]:
+    """Several seeds per job train as one stacked model, which only networks without dropout
+    and batch norm do exactly like alone (core.train_group)."""
+    k = minima.get("seeds_per_job", 1)
+    if k == 1:
+        return []
+    from landscapes.core.train_group import inexact_layers  # torch: only when grouping is asked for
+
+    problems = []
+    for row in minima["rows"]:
+        layers = inexact_layers(row["network"])
+        if layers:
+            problems.append(f"ch3.minima.seeds_per_job ({k}): the {row['network']} networks of row {minima_row_id(row)} "
+                            f"have {', '.join(layers)} layers, which a group cannot train exactly like one seed alone; "
+                            "set ch3.minima.seeds_per_job: 1")  # fmt: skip
     return problems
 
 
