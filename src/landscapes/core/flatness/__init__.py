@@ -58,6 +58,7 @@ from landscapes.core.flatness.defaults import (
 )
 from landscapes.core.flatness.hessian import LossHessian, evaluation_mode
 from landscapes.core.flatness.measures import (
+    auto_warm_start,
     euclidean_hessian_trace,
     euclidean_spectral_norm,
     hvp,
@@ -113,6 +114,7 @@ __all__ = [
     "Spread",
     "TraceResult",
     "WarmStage",
+    "auto_warm_start",
     "block_spectral_norms",
     "euclidean_hessian_trace",
     "euclidean_spectral_norm",
