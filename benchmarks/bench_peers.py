@@ -305,7 +305,8 @@ def cached_reference(cache: dict, key: str, loss: float, compute: Callable[[], d
 
 def row_key(name: str, tool: str, args) -> str:
     """Settings that make a stored row reusable on resume (the reference key plus the protocol)."""
-    return f"{reference_key(name, args, torch.device(args.device), TOOLS[tool].metric)}|target={args.target:g}|repeats={args.repeats}|max_hvp={args.max_hvp}"
+    ref = reference_key(name, args, torch.device(args.device), TOOLS[tool].metric)
+    return f"{ref}|tool={tool}|target={args.target:g}|repeats={args.repeats}|max_hvp={args.max_hvp}"
 
 
 def load_json(path: Path | None) -> dict:

@@ -6,7 +6,9 @@
 #   ch3     Table 3.7's MNIST-FC row at the thesis's settings plus the training-path
 #           measurements: `snakemake ch3 --configfile config/mnist_faithful.yaml` (issue 15)
 #   costs   seconds per training sample of every paper network on the GPU (issue 14)
-#   peers   the peer benchmark on CUDA (issue 17); data paths in PEERS_ARGS (--mnist, --cifar)
+#   peers   the peer benchmark on CUDA (issues 17, 24): MNIST-FC 10,000, AlexNet 2,000, ResNet-18
+#           1,000 images; the peers from the wheels in .whl; data under gpu_data/ (PEERS_ARGS
+#           replaces the default arguments); JSON and float64 references into $OUT
 #   vgg16   per-HVP time and memory of VGG16 on 2,000 CIFAR images (issue 17); VGG_ARGS (--cifar)
 # Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
 # Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
@@ -46,8 +48,25 @@ for section in "$@"; do
         timeout "${COSTS_LIMIT:-240}" $PY benchmarks/bench_paper_costs.py --device cuda 2>&1 | tee "$OUT/paper_costs_gpu.txt"
         ;;
     peers)
+        # The peers are not installed there and there is no internet: their pure-Python wheels
+        # travel in .whl (see bench_peers.py); a wheel is a zip, so unzip them if pip is missing.
+        if ls .whl/*.whl > /dev/null 2>&1; then
+            wheels=(.whl/*.whl)
+            # torchvision (ResNet-18) and Pillow (the CIFAR JPEGs) only where the machine lacks them:
+            # a second torchvision would shadow the one built for its torch.
+            $PY -c "import torchvision, PIL" 2> /dev/null || wheels+=(.whl/extra/*.whl)
+            $PY -m pip install -q --no-index --no-deps --target /tmp/site "${wheels[@]}" 2> /dev/null ||
+                for w in "${wheels[@]}"; do $PY -m zipfile -e "$w" /tmp/site; done
+            export PYTHONPATH="/tmp/site:$PYTHONPATH"
+            $PY -c "import pyhessian, curvlinops, hessian_eigenthings, torchvision; print('peers importable')"
+        else
+            echo "no .whl folder: the peers run only if already importable"
+        fi
+        # Rows are written as they finish, so a run cut by the limit keeps what it measured.
         # shellcheck disable=SC2086
-        timeout "${PEERS_LIMIT:-300}" $PY benchmarks/bench_peers.py --device cuda ${PEERS_ARGS:-} 2>&1 | tee "$OUT/peers_gpu.txt"
+        timeout "${PEERS_LIMIT:-150}" $PY benchmarks/bench_peers.py --device cuda \
+            ${PEERS_ARGS:---mnist gpu_data/mnist/raw --cifar gpu_data/cifar10-jpeg/cifar10-jpeg-q75.tar.gz --repeats 3 --tools ours,ours-cold,eigenthings,pyhessian,curvlinops} \
+            --out "$OUT/peers_gpu.json" --ref-cache "$OUT/peers_references_gpu.json" 2>&1 | tee "$OUT/peers_gpu.txt"
         ;;
     vgg16)
         # shellcheck disable=SC2086
