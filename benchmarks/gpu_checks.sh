@@ -48,24 +48,17 @@ for section in "$@"; do
         timeout "${COSTS_LIMIT:-240}" $PY benchmarks/bench_paper_costs.py --device cuda 2>&1 | tee "$OUT/paper_costs_gpu.txt"
         ;;
     peers)
-        # The peers are not installed there and there is no internet: their pure-Python wheels
-        # travel in .whl (see bench_peers.py); a wheel is a zip, so unzip them if pip is missing.
-        if ls .whl/*.whl > /dev/null 2>&1; then
-            wheels=(.whl/*.whl)
-            # torchvision (ResNet-18) and Pillow (the CIFAR JPEGs) only where the machine lacks them:
-            # a second torchvision would shadow the one built for its torch.
-            $PY -c "import torchvision, PIL" 2> /dev/null || wheels+=(.whl/extra/*.whl)
-            $PY -m pip install -q --no-index --no-deps --target /tmp/site "${wheels[@]}" 2> /dev/null ||
-                for w in "${wheels[@]}"; do $PY -m zipfile -e "$w" /tmp/site; done
-            export PYTHONPATH="/tmp/site:$PYTHONPATH"
-            $PY -c "import pyhessian, curvlinops, hessian_eigenthings, torchvision; print('peers importable')"
-        else
-            echo "no .whl folder: the peers run only if already importable"
+        # The peers' pure-Python wheels travel in .whl (the `wheels` section installs them too);
+        # without pip a wheel is a zip. torchvision and Pillow are on the machine already.
+        export PYTHONPATH="/tmp/site:$PYTHONPATH"
+        if ! $PY -c "import pyhessian, curvlinops, hessian_eigenthings" 2> /dev/null && ls .whl/*.whl > /dev/null 2>&1; then
+            $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl 2> /dev/null ||
+                for w in .whl/*.whl; do $PY -m zipfile -e "$w" /tmp/site; done
         fi
         # Rows are written as they finish, so a run cut by the limit keeps what it measured.
         # shellcheck disable=SC2086
         timeout "${PEERS_LIMIT:-150}" $PY benchmarks/bench_peers.py --device cuda \
-            ${PEERS_ARGS:---mnist gpu_data/mnist/raw --cifar gpu_data/cifar10-jpeg/cifar10-jpeg-q75.tar.gz --repeats 3 --tools ours,ours-cold,eigenthings,pyhessian,curvlinops} \
+            ${PEERS_ARGS:---mnist gpu_data/mnist/raw --cifar gpu_data/cifar10-jpeg/cifar10-jpeg-q75.tar.gz --repeats 3 --tools ours,eigenthings,pyhessian,ours-cold,curvlinops} \
             --out "$OUT/peers_gpu.json" --ref-cache "$OUT/peers_references_gpu.json" 2>&1 | tee "$OUT/peers_gpu.txt"
         ;;
     vgg16)
