@@ -67,6 +67,17 @@ def test_the_stop_is_on_the_eigenvalue_error_not_the_residual():
     assert abs(sol.value - exact) <= 1e-8 * abs(exact)
 
 
+def test_residual_stop_bounds_the_residual_and_is_the_slower_stop():
+    a = matrix_with_top_gap(80, 0.3, seed=3)
+    by_value = solve(a, 1e-6, seed=3)
+    start = torch.randn(80, generator=torch.Generator().manual_seed(1003), dtype=torch.float64)
+    by_residual = lanczos(lambda u: a @ u, start, tol=1e-6, max_iter=80, stop_on="residual")
+    assert by_residual.residual <= 1e-6 * abs(by_residual.value)
+    assert by_residual.num_hvp > by_value.num_hvp
+    with pytest.raises(ValueError, match="stop_on"):
+        lanczos(lambda u: a @ u, start, tol=1e-6, max_iter=80, stop_on="vector")
+
+
 def test_ritz_error_falls_back_to_the_residual_until_the_gap_is_resolved():
     assert ritz_error(1e-2, 1.0, 1e-3) == pytest.approx(1e-4 / (1.0 - 1e-3))
     assert ritz_error(1e-2, 1.0, 0.5) == 1e-2  # the next Ritz value has not settled

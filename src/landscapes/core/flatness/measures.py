@@ -137,7 +137,7 @@ def spectral_norm(
         cheap = op.variant(data=stage.samples(op.data), dtype=stage.dtype)
         if start is None:
             start = _start_vector(cheap, seed)
-        warm = lanczos(cheap.matvec, start, tol=stage.tol, max_iter=stage.max_hvp)
+        warm = lanczos(cheap.matvec, start, tol=stage.tol, max_iter=stage.max_hvp, stop_on="residual")
         start = warm.vector
         warm_hvp.append(warm.num_hvp)
         log.debug("warm stage %s: %.6g after %d HVPs", stage, warm.value, warm.num_hvp)

@@ -46,8 +46,19 @@ def ritz_error(residual: float, gap: float, next_residual: float) -> float:
     return residual
 
 
-def lanczos(apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, *, tol: float, max_iter: int) -> _Solution:
+def lanczos(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    *,
+    tol: float,
+    max_iter: int,
+    stop_on: str = "value",
+) -> _Solution:
     """Largest algebraic eigenvalue of a symmetric operator by Lanczos with full reorthogonalisation.
+
+    ``stop_on="residual"`` stops on the relative residual r <= ``tol * |theta|`` instead:
+    the vector's accuracy, which is what a warm stage hands on (the value converges
+    like r^2 / gap, the vector only like r / gap).
 
     ``tol`` is the relative error of the returned eigenvalue: Lanczos stops once an
     estimate of |lambda_max - theta| falls below ``tol * |theta|``, on an invariant
@@ -70,6 +81,8 @@ def lanczos(apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, 
     The basis is kept (k vectors of the operator's size, in ``start``'s dtype) and
     reorthogonalised twice per step (classical Gram-Schmidt, "twice is enough").
     """
+    if stop_on not in ("value", "residual"):
+        raise ValueError(f"stop_on must be 'value' or 'residual', got {stop_on!r}")
     n = start.numel()
     steps = min(max_iter, n)
     basis = torch.empty((min(steps, 32), n), device=start.device, dtype=start.dtype)
@@ -99,7 +112,7 @@ def lanczos(apply: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, 
             vals, vecs = eigh_tridiagonal(np.array(alphas), np.array(betas), select="i", select_range=(k - 1, k))
             theta, s = float(vals[1]), vecs[:, 1]
             error = beta * abs(float(s[-1]))
-            if k >= MIN_GAP_STEPS:  # fewer steps: the second Ritz value is a poor witness of the gap
+            if k >= MIN_GAP_STEPS and stop_on == "value":  # fewer steps: the second Ritz value is a poor witness of the gap
                 error = ritz_error(error, theta - float(vals[0]), beta * abs(float(vecs[-1, 0])))
         residual = beta * abs(float(s[-1]))
         history.append(theta)
