@@ -224,7 +224,7 @@ def measure_tool(tool: Tool, model, data, reference: float, meter: Meter, args) 
     row = {"tool": tool.name, "metric": tool.metric, "knob": tool.knob, "sweep": sweep, "reached": error <= args.target}
     row |= {"setting": setting, "value": value, "error": error, "hvps": hvps}
     times, peaks = [seconds], [peak]
-    if meter.cuda:  # the sweep's runs paid the lazy CUDA set-up (handles, kernels): time fresh runs only
+    if meter.cuda and row["reached"]:  # the sweep's runs paid the lazy CUDA set-up (handles, kernels): time fresh runs
         times, peaks = [], []
     if row["reached"]:
         for _ in range(args.repeats - len(times)):
