@@ -80,7 +80,7 @@ def test_residual_stop_bounds_the_residual_and_is_the_slower_stop():
 
 def test_ritz_error_falls_back_to_the_residual_until_the_gap_is_resolved():
     assert ritz_error(1e-2, 1.0, 1e-3) == pytest.approx(1e-4 / (1.0 - 1e-3))
-    assert ritz_error(1e-2, 1.0, 0.4) == 1e-2  # the next Ritz value has not settled
+    assert ritz_error(1e-2, 1.0, 0.5) == 1e-2  # the next Ritz value has not settled
     assert ritz_error(0.5, 0.4, 0.0) == 0.5  # gap below the residual: not resolved
 
 

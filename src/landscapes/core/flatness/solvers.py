@@ -37,11 +37,11 @@ def ritz_error(residual: float, gap: float, next_residual: float) -> float:
 
     Kato-Temple's r^2 / gap needs the gap to the next *eigenvalue*; the next Ritz value
     lies below it by up to about r2, so the gap is lowered by r2, and it is trusted only
-    once that Ritz value has itself settled (r2 <= gap / 2) and the gap exceeds r.
+    once that Ritz value has itself settled (r2 <= gap / 10) and the gap exceeds r.
     Otherwise the estimate is r, the bound that needs no gap.
     """
     resolved = gap - next_residual
-    if resolved > residual and next_residual <= 0.5 * resolved:
+    if resolved > residual and next_residual <= 0.1 * resolved:
         return min(residual, residual * residual / resolved)
     return residual
 
