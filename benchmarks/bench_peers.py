@@ -20,10 +20,22 @@ Models: ``mnist_fc`` (784-512x5-10, no biases, 5 epochs of Adam, as bench_flatne
 each trained briefly with Adam so the point is not a random init.
 
 The knob grids are fine (every ``max_iter`` from 3 to 12, tolerances a factor of about 2
-apart), so no tool is charged for a coarse grid. ``ours-warm`` starts the full-data
-Lanczos from the top Ritz vector of a 5 % subsample (``WARM_SUBSAMPLE``); the bfloat16
-stage of bench_flatness is left out (on this 2-core CPU its bf16 HVPs cost about what
-it saved in float32 ones).
+apart), so no tool is charged for a coarse grid. ``ours`` is the library's default call,
+``euclidean_spectral_norm(model, loss, data, tol=...)`` (``warm_start="auto"``: a 5 %
+subsample warm stage when that subsample holds enough samples, see ``auto_warm_start``);
+``ours-cold`` forces ``warm_start=()`` and ``ours-warm`` forces the 5 % stage
+(``WARM_SUBSAMPLE``); our ``tol`` is the eigenvalue's estimated relative error. The
+bfloat16 stage of bench_flatness is left out (on this 2-core CPU its bf16 HVPs cost
+about what it saved in float32 ones).
+
+The float64 references are cached in ``--ref-cache`` (default
+docs/results/peers/references.json), keyed by model, sample count, training epochs,
+seed, device and reference tol, and reused when the trained model's loss matches the
+cached one to 1e-6; ``--out`` is read back at start and every (model, tool) pair
+already in it for the same settings is skipped, and it is rewritten after each row, so
+a run that is stopped resumes where it was. Each row records the 1-minute load average
+before and after it (the CPU machine is shared). On CUDA the sweep's run is a warm-up
+and the ``--repeats`` timed runs come after it.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_peers.py [--device cuda] [--models
 mnist_fc,alexnet] [--mnist-samples 1000 --repeats 1] [--out peers.json]``. The peers
@@ -40,6 +52,7 @@ import gc
 import importlib
 import io
 import json
+import os
 import statistics
 import tarfile
 import time
@@ -126,12 +139,14 @@ class Tool:
     metric: str = "euclidean"
 
 
-def ours(metric: str, warm: bool):
+def ours(metric: str, warm):
+    """Our measure; ``warm`` None: the default call (no ``warm_start`` argument), else passed as is."""
     measure = riemannian_spectral_norm if metric == "riemannian" else euclidean_spectral_norm
 
     def fn(model, data, tol, args):
-        res = measure(model, CE, data, tol=tol, max_hvp=args.max_hvp, seed=args.seed, warm_start=WARM_SUBSAMPLE if warm else ())
-        return res.value, (f"{res.num_hvp} + warm {'+'.join(map(str, res.warm_hvp))}" if warm else res.num_hvp)
+        kw = {} if warm is None else {"warm_start": warm}
+        res = measure(model, CE, data, tol=tol, max_hvp=args.max_hvp, seed=args.seed, **kw)
+        return res.value, (f"{res.num_hvp} + warm {'+'.join(map(str, res.warm_hvp))}" if res.warm_hvp else res.num_hvp)
 
     return fn
 
@@ -184,12 +199,13 @@ def run_eigenthings(model, data, max_iter, args):
 
 
 TOOLS = {
-    "ours": Tool("ours (Lanczos)", "tol", TOLS, ours("euclidean", False)),
-    "ours-warm": Tool("ours (Lanczos, 5 % subsample warm start)", "tol", TOLS, ours("euclidean", True)),
+    "ours": Tool("ours, default call (Lanczos, warm_start='auto')", "tol", TOLS, ours("euclidean", None)),
+    "ours-cold": Tool("ours, cold (warm_start=())", "tol", TOLS, ours("euclidean", ())),
+    "ours-warm": Tool("ours, 5 % subsample warm start forced", "tol", TOLS, ours("euclidean", WARM_SUBSAMPLE)),
     "pyhessian": Tool("PyHessian 0.1 (power)", "tol", TOLS, run_pyhessian),
     "curvlinops": Tool("curvlinops 3.0.1 (eigsh)", "tol", TOLS, run_curvlinops),
     "eigenthings": Tool("hessian-eigenthings 1.0.0a5 (lanczos)", "max_iter", STEPS, run_eigenthings),
-    "ours-riemannian": Tool("ours, Riemannian (Lanczos)", "tol", TOLS, ours("riemannian", False), "riemannian"),
+    "ours-riemannian": Tool("ours, Riemannian, default call", "tol", TOLS, ours("riemannian", None), "riemannian"),
 }
 PEER_MODULES = {"pyhessian": "pyhessian", "curvlinops": "curvlinops", "eigenthings": "hessian_eigenthings"}
 
@@ -208,8 +224,10 @@ def measure_tool(tool: Tool, model, data, reference: float, meter: Meter, args) 
     row = {"tool": tool.name, "metric": tool.metric, "knob": tool.knob, "sweep": sweep, "reached": error <= args.target}
     row |= {"setting": setting, "value": value, "error": error, "hvps": hvps}
     times, peaks = [seconds], [peak]
+    if meter.cuda and row["reached"]:  # the sweep's runs paid the lazy CUDA set-up (handles, kernels): time fresh runs
+        times, peaks = [], []
     if row["reached"]:
-        for _ in range(args.repeats - 1):
+        for _ in range(args.repeats - len(times)):
             _, seconds, peak = meter.run(lambda: tool.fn(model, data, setting, args))
             times.append(seconds)
             peaks.append(peak)
@@ -238,7 +256,7 @@ def set_up(name: str, args, device: torch.device, cifar):
     model = train_briefly(x, y, epochs, args.seed, model=model).eval()
     with torch.no_grad():
         loss = float(CE(model(x), y))
-    return f"{what}, {epochs} epochs of Adam (train loss {loss:.4f})", model, (x, y)
+    return f"{what}, {epochs} epochs of Adam (train loss {loss:.4f})", model, (x, y), loss
 
 
 def fmt_setting(row: dict) -> str:
@@ -259,14 +277,48 @@ def print_table(rows: list[dict]) -> None:
 
 
 def summarise(rows: list[dict]) -> str | None:
-    """Fastest peer vs our cheapest Euclidean row, both at the target accuracy."""
-    peers = [r for r in rows if r["reached"] and not r["tool"].startswith("ours")]
-    mine = [r for r in rows if r["reached"] and r["tool"].startswith("ours") and r["metric"] == "euclidean"]
+    """Fastest peer vs our default call (the ``ours`` row), both at the target accuracy."""
+    peers = [r for r in rows if r.get("reached") and not r["tool"].startswith("ours")]
+    mine = [r for r in rows if r.get("reached") and r["tool"] == TOOLS["ours"].name]
     if not peers or not mine:
         return None
-    best, me = min(peers, key=lambda r: r["seconds"]), min(mine, key=lambda r: r["seconds"])
-    return (f"fastest peer: {best['tool']} {best['seconds']:.3g} s; fastest of ours: {me['tool']} {me['seconds']:.3g} s; "
+    best, me = min(peers, key=lambda r: r["seconds"]), mine[0]
+    return (f"fastest peer: {best['tool']} {best['seconds']:.3g} s; ours, default call: {me['seconds']:.3g} s; "
             f"peer / ours = {best['seconds'] / me['seconds']:.2f}x (issue target >= 2x)")  # fmt: skip
+
+
+def reference_key(name: str, args, device: torch.device, metric: str) -> str:
+    count = {"mnist_fc": args.mnist_samples, "alexnet": args.alexnet_samples, "resnet18": args.resnet_samples}[name]
+    epochs = args.epochs if name == "mnist_fc" else args.cifar_epochs
+    return f"{name}|samples={count}|epochs={epochs}|seed={args.seed}|device={device.type}|ref_tol={args.ref_tol:g}|{metric}"
+
+
+def cached_reference(cache: dict, key: str, loss: float, compute: Callable[[], dict]) -> dict:
+    """The cached float64 reference for ``key`` when it was taken at a model with this train
+    loss (so a changed training run is not matched), else ``compute()`` stored in ``cache``."""
+    hit = cache.get(key)
+    if hit is not None and abs(hit["train_loss"] - loss) <= 1e-6 * max(abs(loss), 1e-12):
+        return hit | {"cached": True}
+    cache[key] = compute() | {"train_loss": loss}
+    return cache[key] | {"cached": False}
+
+
+def row_key(name: str, tool: str, args) -> str:
+    """Settings that make a stored row reusable on resume (the reference key plus the protocol)."""
+    ref = reference_key(name, args, torch.device(args.device), TOOLS[tool].metric)
+    return f"{ref}|tool={tool}|target={args.target:g}|repeats={args.repeats}|max_hvp={args.max_hvp}"
+
+
+def load_json(path: Path | None) -> dict:
+    return json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+
+def write_json(path: Path | None, payload: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, default=str))
+        tmp.replace(path)  # a run stopped mid-write leaves the previous file whole
 
 
 def main() -> None:
@@ -288,7 +340,9 @@ def main() -> None:
     parser.add_argument("--max-hvp", type=int, default=300, help="cap on any one run's HVPs")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="also write the results here as JSON")
+    parser.add_argument("--out", type=Path, default=None, help="write the results here as JSON (read back to resume)")
+    parser.add_argument("--ref-cache", type=Path, default=REPO / "docs" / "results" / "peers" / "references.json",
+                        help="float64 references, computed once and reused (see the module docstring)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -300,9 +354,13 @@ def main() -> None:
     bad = [m for m in models if m not in ("mnist_fc", "alexnet", "resnet18")] + [t for t in tools if t not in TOOLS]
     if bad:
         parser.error(f"unknown model or tool: {', '.join(bad)}")
-    for path in [args.mnist] * ("mnist_fc" in models) + [args.cifar] * bool({"alexnet", "resnet18"} & set(models)):
-        if not path.exists():
-            parser.error(f"{path} does not exist (this benchmark never downloads: pass --mnist DIR / --cifar TARBALL)")
+    for path, needs in ((args.mnist, {"mnist_fc"}), (args.cifar, {"alexnet", "resnet18"})):
+        if needs & set(models) and not path.exists():  # the other models still run
+            print(f"{path} does not exist (this benchmark never downloads: pass --mnist DIR / --cifar TARBALL): "
+                  f"skipping {', '.join(sorted(needs & set(models)))}")  # fmt: skip
+            models = [m for m in models if m not in needs]
+    if not models:
+        parser.error("no model has its data")
     for tool, module in PEER_MODULES.items():
         if tool in tools:
             try:
@@ -318,32 +376,67 @@ def main() -> None:
     cifar = None
     if {"alexnet", "resnet18"} & set(models):
         cifar = load_cifar(args.cifar, max(args.alexnet_samples * ("alexnet" in models), args.resnet_samples * ("resnet18" in models)))
-    report = {"torch": torch.__version__, "device": gpu, "threads": torch.get_num_threads(), "args": vars(args) | {
-        "mnist": str(args.mnist), "cifar": str(args.cifar), "out": str(args.out)}, "models": {}}  # fmt: skip
+    report = load_json(args.out)
+    report |= {"torch": torch.__version__, "device": gpu, "threads": torch.get_num_threads(),
+               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    report.setdefault("models", {})
+    cache = load_json(args.ref_cache)
     for name in models:
         t0 = time.perf_counter()
-        what, model, data = set_up(name, args, device, cifar)
+        load_before = os.getloadavg()[0]
+        what, model, data, train_loss = set_up(name, args, device, cifar)
         print(f"\n## {name}: {what}")
+        entry = report["models"].setdefault(name, {})
+        entry["description"] = what
+        stored = {r["key"]: r for r in entry.get("rows", []) if "key" in r and "failed" not in r}
         refs = {}
         for metric, measure in (("euclidean", euclidean_spectral_norm), ("riemannian", riemannian_spectral_norm)):
             if metric == "euclidean" or "ours-riemannian" in tools:
-                (res, seconds, _) = meter.run(lambda: measure(model, CE, data, tol=args.ref_tol, dtype=torch.float64,
-                                                               max_hvp=1000, seed=args.seed))  # fmt: skip
-                refs[metric] = res.value
-                print(f"float64 reference, {metric}: {res.value!r} ({res.num_hvp} HVPs, tol {args.ref_tol:g}, {seconds:.1f} s)")
+
+                def compute(measure=measure) -> dict:
+                    (res, seconds, _) = meter.run(lambda: measure(model, CE, data, tol=args.ref_tol, dtype=torch.float64,
+                                                                   max_hvp=1000, seed=args.seed, warm_start=()))  # fmt: skip
+                    return {"value": res.value, "hvps": res.num_hvp, "seconds": seconds}
+
+                ref = cached_reference(cache, reference_key(name, args, device, metric), train_loss, compute)
+                write_json(args.ref_cache, cache)
+                refs[metric] = ref["value"]
+                print(f"float64 reference, {metric}: {ref['value']!r} ({ref['hvps']} HVPs, tol {args.ref_tol:g}, "
+                      f"{ref['seconds']:.1f} s{', cached' if ref['cached'] else ''})")  # fmt: skip
+        entry["references"] = refs
         rows = []
         for key in tools:
-            rows.append(measure_tool(TOOLS[key], model, data, refs[TOOLS[key].metric], meter, args))
+            rk = row_key(name, key, args)
+            if rk in stored:
+                print(f"{TOOLS[key].name}: kept from {args.out} (resume)")
+                rows.append(stored[rk])
+                continue
+            before = os.getloadavg()[0]
+            try:
+                row = measure_tool(TOOLS[key], model, data, refs[TOOLS[key].metric], meter, args)
+            except Exception as err:  # one tool's failure (a peer on an untested setup) must not lose the others
+                print(f"{TOOLS[key].name}: failed: {type(err).__name__}: {err}")
+                row = {"tool": TOOLS[key].name, "metric": TOOLS[key].metric, "failed": f"{type(err).__name__}: {err}"}
+            row |= {"key": rk, "load_before": before, "load_after": os.getloadavg()[0]}
+            rows.append(row)
+            if "failed" not in row:
+                print(f"  {row['tool']}: {fmt_setting(row)}, {row['seconds']:.3g} s, error {row['error']:.1e} "
+                      f"(load {before:.1f} -> {row['load_after']:.1f})", flush=True)  # fmt: skip
+                done = {r["key"] for r in rows}
+                entry["rows"] = rows + [r for k, r in stored.items() if k not in done]
+                write_json(args.out, report)
+        entry["rows"] = rows
         print()
-        print_table(rows)
+        print_table([r for r in rows if "failed" not in r])
         line = summarise(rows)
         if line:
             print(line)
-        print(f"({name}: {time.perf_counter() - t0:.0f} s in all)")
-        report["models"][name] = {"description": what, "references": refs, "rows": rows, "summary": line}
+        entry |= {"summary": line, "load_before": load_before, "load_after": os.getloadavg()[0]}
+        print(f"({name}: {time.perf_counter() - t0:.0f} s in all; 1-minute load {load_before:.1f} before, "
+              f"{entry['load_after']:.1f} after)")  # fmt: skip
+        write_json(args.out, report)
         del model, data
     if args.out:
-        args.out.write_text(json.dumps(report, indent=1, default=str))
         print(f"\nwrote {args.out}")
 
 

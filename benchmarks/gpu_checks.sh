@@ -6,7 +6,9 @@
 #   ch3     Table 3.7's MNIST-FC row at the thesis's settings plus the training-path
 #           measurements: `snakemake ch3 --configfile config/mnist_faithful.yaml` (issue 15)
 #   costs   seconds per training sample of every paper network on the GPU (issue 14)
-#   peers   the peer benchmark on CUDA (issue 17); data paths in PEERS_ARGS (--mnist, --cifar)
+#   peers   the peer benchmark on CUDA (issues 17, 24): MNIST-FC 10,000, AlexNet 2,000, ResNet-18
+#           1,000 images; the peers from the wheels in .whl; data under gpu_data/ (PEERS_ARGS
+#           replaces the default arguments); JSON and float64 references into $OUT
 #   vgg16   per-HVP time and memory of VGG16 on 2,000 CIFAR images (issue 17); VGG_ARGS (--cifar)
 #   training  issue 23: the group-training and sync-free-fit equality test on CUDA (its CPU twins
 #           run in CI), then
@@ -87,8 +89,18 @@ for section in "$@"; do
         timeout "${COSTS_LIMIT:-240}" $PY benchmarks/bench_paper_costs.py --device cuda 2>&1 | tee "$OUT/paper_costs_gpu.txt"
         ;;
     peers)
+        # The peers' pure-Python wheels travel in .whl (the `wheels` section installs them too);
+        # without pip a wheel is a zip. torchvision and Pillow are on the machine already.
+        export PYTHONPATH="/tmp/site:$PYTHONPATH"
+        if ! $PY -c "import pyhessian, curvlinops, hessian_eigenthings" 2> /dev/null && ls .whl/*.whl > /dev/null 2>&1; then
+            $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl 2> /dev/null ||
+                for w in .whl/*.whl; do $PY -m zipfile -e "$w" /tmp/site; done
+        fi
+        # Rows are written as they finish, so a run cut by the limit keeps what it measured.
         # shellcheck disable=SC2086
-        timeout "${PEERS_LIMIT:-300}" $PY benchmarks/bench_peers.py --device cuda ${PEERS_ARGS:-} 2>&1 | tee "$OUT/peers_gpu.txt"
+        timeout "${PEERS_LIMIT:-150}" $PY benchmarks/bench_peers.py --device cuda \
+            ${PEERS_ARGS:---mnist gpu_data/mnist/raw --cifar gpu_data/cifar10-jpeg/cifar10-jpeg-q75.tar.gz --repeats 3 --tools ours,eigenthings,pyhessian,ours-cold,curvlinops} \
+            --out "$OUT/peers_gpu.json" --ref-cache "$OUT/peers_references_gpu.json" 2>&1 | tee "$OUT/peers_gpu.txt"
         ;;
     vgg16)
         # shellcheck disable=SC2086

@@ -83,7 +83,7 @@ def test_left_out_keys_take_the_schema_defaults_which_match_the_library():
     validate_config(cfg)
     library = Optimiser(name=opt["name"], lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weight_decay"])
     assert (opt["lr_decay"], opt["step_size"], opt["gamma"]) == (library.lr_decay, library.step_size, library.gamma)
-    assert cfg["ch3"]["minima"]["flatness"]["warm_start"] == []
+    assert cfg["ch3"]["minima"]["flatness"]["warm_start"] == "auto"
     assert cfg["data"]["sources"]["digits"]["path"] is None
 
 
@@ -167,3 +167,15 @@ def test_job_threads_default_and_bad_value():
     cfg["job_threads"] = 0
     with pytest.raises(ConfigError, match="job_threads"):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("value, ok", [("auto", True), ([], True), ("always", False), (0.05, False)])
+def test_warm_start_is_auto_or_a_list_of_stages(value, ok):
+    cfg = preset("quick")
+    cfg["ch3"]["minima"]["flatness"]["warm_start"] = value
+    if ok:
+        validate_config(cfg)
+        assert cfg["ch3"]["minima"]["flatness"]["warm_start"] == value  # an explicit [] stays cold
+    else:
+        with pytest.raises(ConfigError, match=r"ch3\.minima\.flatness\.warm_start"):
+            validate_config(cfg)

@@ -31,6 +31,7 @@ from landscapes.core.flatness import (
     spectral_norm,
     trace,
 )
+from landscapes.core.flatness.solvers import MIN_GAP_STEPS
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -134,9 +135,12 @@ def test_value_matches_dense_riemannian_hessian_with_biases():
     # The eigenvector is a unit g-vector with Hess xi = lambda xi (Riemannian HVP of Sec. 3.4.1.2).
     xi = result.eigenvector
     assert metric_inner(model, xi, xi).item() == pytest.approx(1.0, rel=1e-12)
+    # tol bounds the value's error; the vector's is its residual r (~sqrt(tol * gap)), and
+    # Hess xi - lambda xi = S (A u - lambda u) has norm <= max ||W_i|| * r.
     image = riemannian_hvp(model, CE, (x, y), xi)
-    for name in xi:
-        assert torch.allclose(image[name], result.value * xi[name], atol=1e-8), name
+    miss = sum(float((image[n] - result.value * xi[n]).pow(2).sum()) for n in xi) ** 0.5
+    largest = max(float(p.norm()) for p in model.parameters())
+    assert miss <= 1.01 * largest * result.residual + 1e-12 and result.residual < 1e-5
 
 
 def test_euclidean_value_matches_dense_hessian():
@@ -242,8 +246,8 @@ def test_warm_start_on_the_exact_operator_leaves_one_or_two_full_hvps():
     data = tiny_data()
     cold = riemannian_spectral_norm(model, CE, data, tol=1e-10)
     warm = riemannian_spectral_norm(model, CE, data, tol=1e-10, warm_start=[WarmStage(tol=1e-12)])
-    assert warm.converged and warm.warm_hvp and warm.warm_hvp[0] >= cold.num_hvp - 1
-    assert warm.num_hvp <= 2 < cold.num_hvp
+    assert warm.converged and warm.warm_hvp and warm.warm_hvp[0] >= cold.num_hvp - MIN_GAP_STEPS
+    assert warm.num_hvp <= 2 < cold.num_hvp  # the warm stage stops on the residual: its vector is exact
     assert abs(warm.value - cold.value) / cold.value < 1e-10
 
 
@@ -341,12 +345,12 @@ def test_float32_matches_float64_to_single_precision():
     assert single.value == pytest.approx(double.value, rel=1e-5)
 
 
-def test_lanczos_stops_on_ritz_residual_for_known_spectrum():
+def test_lanczos_stops_on_the_eigenvalue_error_for_known_spectrum():
     eigenvalues = torch.linspace(-3.0, 10.0, 200, dtype=torch.float64)
     start = torch.ones(200, dtype=torch.float64)
     sol = lanczos(lambda v: eigenvalues * v, start, tol=1e-6, max_iter=200)
     true_residual = (eigenvalues * sol.vector - sol.value * sol.vector).norm().item()
-    assert sol.converged and sol.residual <= 1e-6 * abs(sol.value)
+    assert sol.converged and abs(sol.value - 10.0) <= 1e-6 * 10.0
     assert true_residual == pytest.approx(sol.residual, rel=1e-3)  # the reported residual is the real one
     assert abs(sol.value - 10.0) <= sol.residual  # Ritz value within the residual of lambda_max
     tight = lanczos(lambda v: eigenvalues * v, start, tol=1e-12, max_iter=200)

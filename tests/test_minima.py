@@ -121,6 +121,9 @@ def test_measure_with_warm_start_gives_the_cold_values(tmp_path, one_thread):
     for key in ("riemannian", "euclidean", "riemannian_rescaled", "euclidean_rescaled"):
         assert warm[key] == pytest.approx(cold[key], rel=1e-9), key
     assert warm["riemannian_hvp"] < cold["riemannian_hvp"]
+    # "auto" (the schema's default) on 80 samples: a 4-sample subsample, so the library stays cold
+    auto = _measure(tmp_path, data, **kw, warm_start="auto")
+    assert auto["warm_start"] == "auto" and auto["riemannian_warm_hvp"] == 0 and auto["riemannian"] == cold["riemannian"]
 
 
 def test_flatness_subset_larger_than_the_data_fails(tmp_path):

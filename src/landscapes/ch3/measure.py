@@ -60,8 +60,10 @@ def flatness_data(data: Dataset, samples: int, device: torch.device) -> tuple[to
     return x, torch.from_numpy(data.y_train[:samples]).to(device)
 
 
-def warm_stages(measure: MeasureSettings | PathMeasureSettings) -> list[WarmStage]:
-    """The configured warm-start passes (``dtype`` by name, e.g. "bfloat16")."""
+def warm_stages(measure: MeasureSettings | PathMeasureSettings) -> list[WarmStage] | str:
+    """The configured warm-start passes (``dtype`` by name, e.g. "bfloat16"), or "auto" (the library's rule)."""
+    if isinstance(measure.warm_start, str):
+        return measure.warm_start
     return [WarmStage(**{**w, "dtype": getattr(torch, w["dtype"]) if w.get("dtype") else None}) for w in measure.warm_start]
 
 
@@ -79,7 +81,7 @@ def measure_minimum(model_path: str | Path, data_path: str | Path, measure: Meas
     lambdas = random_lambdas(len(layers(model)), measure.rescale_log_range, measure.seed)
     scaled = rescale(model, lambdas)
     out: dict = {"flatness_samples": measure.samples, "eps": measure.eps, "method": measure.method, "tol": measure.tol,
-                 "dtype": measure.dtype, "warm_start": len(stages), "lambdas": lambdas}  # fmt: skip
+                 "dtype": measure.dtype, "warm_start": stages if isinstance(stages, str) else len(stages), "lambdas": lambdas}  # fmt: skip
     for key, net in (("", model), ("_rescaled", scaled)):
         loss = _lambda_max(net, batch, kw, key, out)
         out["flatness_loss"] = loss if key == "" else out["flatness_loss"]

@@ -69,7 +69,7 @@ class MeasureSettings:
     max_hvp: int
     batch_size: int | None
     dtype: str
-    warm_start: tuple[Mapping, ...]
+    warm_start: tuple[Mapping, ...] | str  # "auto": the library's rule
     rescale_log_range: float
     seed: int
     device: str
@@ -87,7 +87,7 @@ class PathMeasureSettings:
     max_hvp: int
     batch_size: int | None
     dtype: str
-    warm_start: tuple[Mapping, ...]
+    warm_start: tuple[Mapping, ...] | str  # "auto": the library's rule
     seed: int
     device: str
 

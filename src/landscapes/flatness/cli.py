@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     r.add_argument("--dtype", choices=DTYPES, default="float32")
-    r.add_argument("--tol", type=float, default=1e-3, help="relative Ritz residual at which Lanczos stops")
+    r.add_argument("--tol", type=float, default=1e-3, help="relative error of the eigenvalue at which Lanczos stops (estimated; in (0, 1))")
     r.add_argument("--max-hvp", type=int, default=300, help="HVP budget of each eigenvalue computation")
     r.add_argument("--seed", type=int, default=0)
     w = p.add_argument_group("what to measure")

@@ -70,6 +70,7 @@ from landscapes.core.flatness.generalization import (
 )
 from landscapes.core.flatness.hessian import LossHessian, evaluation_mode
 from landscapes.core.flatness.measures import (
+    auto_warm_start,
     euclidean_hessian_trace,
     euclidean_spectral_norm,
     hvp,
@@ -125,6 +126,7 @@ __all__ = [
     "Spread",
     "TraceResult",
     "WarmStage",
+    "auto_warm_start",
     "block_spectral_norms",
     "euclidean_hessian_trace",
     "euclidean_spectral_norm",

@@ -53,7 +53,8 @@ class WarmStage:
 
     The pass uses an evenly strided ``fraction`` of the samples (every round(1/fraction)-th
     sample of each batch) and/or HVPs in a cheaper ``dtype`` (e.g. ``torch.bfloat16``;
-    None: the measure's dtype), and stops at the relative Ritz residual ``tol`` or after
+    None: the measure's dtype), and stops at the relative Ritz residual ``tol`` (the
+    vector's accuracy, not the value's: ``lanczos(stop_on="residual")``) or after
     ``max_hvp`` products. It only chooses the start vector: the final pass still runs
     on all samples in the measure's dtype to its own ``tol``, so the value is that of a
     cold start to within ``tol``; what changes is how many full-cost HVPs it takes. It
