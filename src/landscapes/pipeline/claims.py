@@ -77,7 +77,7 @@ def large_batch_sharper(table: pd.DataFrame) -> list[dict]:
         ratio, thesis = float(r["large_small_ratio_riemannian"]), float(r.get("large_small_ratio_thesis", math.nan))
         rows.append(_row(
             3, f"Large-batch minima are sharper: {r['dataset']} / {r['network']} (large/small Riemannian lambda_max > 1)",
-            f"ratio {_g(thesis)}" if math.isfinite(thesis) else "not in the thesis",
+            f"ratio {_g(thesis)}" if math.isfinite(thesis) else "no thesis value at these batch sizes",
             f"ratio {_g(ratio)}", _verdict(ratio > 1), "table_3_7.csv",
         ))  # fmt: skip
     return rows or [_not_run(3, "Large-batch minima are sharper (Table 3.7 has no pair of batch sizes)", "table_3_7.csv")]
