@@ -106,7 +106,7 @@ def _rows():
 @pytest.mark.parametrize("row", _rows(), ids=lambda r: r["item"].strip())
 def test_architecture_table_points_at_what_exists(row):
     smk = (REPO / row["smk"]).read_text()
-    rule = re.search(rf"^rule {row['rule']}:\n(?P<body>(?:[ \t]+.*\n|\n)+)", smk, re.M)
+    rule = re.search(rf"^[ \t]*rule {row['rule']}:\n(?P<body>(?:[ \t]+.*\n|\n)+)", smk, re.M)
     assert rule, f"rule {row['rule']} is not in {row['smk']}"
     assert f'"../../{row["script"]}"' in rule["body"], f"rule {row['rule']} does not run {row['script']}"
     module, _, function = row["function"].rpartition(".")

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from landscapes.ch3.tables import table_3_7
+from landscapes.ch3.tables import add_conventions, table_3_7
 from landscapes.ch4.detection.tables import table_4_2
 from landscapes.ch4.partial.tables import table_4_1
 from landscapes.pipeline.claims import (
@@ -21,10 +21,11 @@ def _runs(small: float, large: float) -> pd.DataFrame:
     rows = []
     for batch, value in ((200, small), (5000, large)):
         for seed in range(2):
-            rows.append({"dataset": "mnist", "network": "mnist_fc", "batch_size": batch, "seed": seed,
+            rows.append({"dataset": "mnist", "network": "mnist_fc", "row": "mnist-mnist_fc", "protocol": "ce_stop",
+                         "batch_size": batch, "seed": seed, "epochs_run": 10, "train_loss": 1e-6, "flatness_loss": 1e-6,
                          "reached_threshold": True, "test_accuracy": 0.95, "riemannian": value * (1 + seed / 10),
                          "euclidean": value / 100, "normalised": value * 1e-6})  # fmt: skip
-    return pd.DataFrame(rows)
+    return add_conventions(pd.DataFrame(rows))
 
 
 def _table_4_1(ours_low: float, plain_low: float) -> pd.DataFrame:

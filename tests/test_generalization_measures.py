@@ -261,7 +261,7 @@ def test_parameter_draw_order_is_the_blocks_order():
 
 @pytest.mark.parametrize("target", [1e-3, 0.37, 5e3])
 def test_sigma_search_is_relatively_precise_at_any_scale(target):
-    from landscapes.core.flatness.generalization import _largest_sigma
+    from landscapes.core.flatness.pac_bayes import _largest_sigma
 
     calls = []
 

@@ -217,6 +217,13 @@ def test_a_group_refuses_what_it_cannot_train_exactly():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_on_cuda_a_seed_in_a_group_equals_the_seed_alone_and_fit_equals_the_former_loop():
+    from landscapes.core.train import exact_float32
+
+    with exact_float32():  # as Chapter 3's runs train: TF32 convolutions differ by kernel
+        _cuda_group_equals_alone()
+
+
+def _cuda_group_equals_alone():
     x, y = (t.cuda() for t in _data())
     spec, seeds = _spec("lenet"), [1, 3, 0]
     alone = []
@@ -331,3 +338,12 @@ def test_a_job_whose_seed_turns_non_finite_saves_the_others_and_then_fails(tmp_p
     again = train.train_minima(data, [_run_settings(0)], device=torch.device("cpu"), progress=False,
                                **_paths(tmp_path, [0]))[0]  # fmt: skip
     assert again["epochs_run"] == good["epochs_run"] and again["history"] == good["history"]  # not trained past its stop
+
+
+def test_the_config_checks_list_of_ungroupable_networks_is_the_libraries():
+    from landscapes.core.models import REGISTRY
+    from landscapes.core.train_group import inexact_layers
+    from landscapes.pipeline.naming import UNGROUPABLE_NETWORKS
+
+    found = {n: tuple(inexact_layers(n)) for n in REGISTRY if inexact_layers(n)}
+    assert found == UNGROUPABLE_NETWORKS

@@ -38,7 +38,7 @@ from landscapes.ch3.tables import DATASET_LABELS, NETWORK_LABELS
 from landscapes.ch3.train import load_minimum
 from landscapes.core.datasets import load
 from landscapes.core.flatness import GENERALIZATION_MEASURES, MEASURE_FUNCTIONS
-from landscapes.pipeline.io import load_json
+from landscapes.pipeline.io import load_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,10 @@ def measures_tables(triples: Sequence[tuple[str | Path, str | Path, str | Path]]
 def plot_measures(runs: pd.DataFrame, path: str | Path) -> Path:
     """One panel per measure: the measure (log scale where all values are positive) against the
     generalization gap, small-batch runs blue and large-batch red, one marker per data set / network."""
-    import matplotlib
+    import matplotlib  # lazy: the measuring jobs import this module and draw nothing
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from landscapes.pipeline.io import save_figure
+    import matplotlib.pyplot as plt  # lazy, as above
 
     measures = measure_columns(runs)
     cols = 4

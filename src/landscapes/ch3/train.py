@@ -32,7 +32,7 @@ from landscapes.ch3.snapshots import SnapshotSaver, check_folder, snapshot_index
 from landscapes.core.datasets import Dataset, load
 from landscapes.core.models import from_spec, model_spec
 from landscapes.core.models import load as load_network
-from landscapes.core.train import channel_stats, evaluate, fingerprint, fit
+from landscapes.core.train import channel_stats, evaluate, fingerprint, fit, exact_float32
 from landscapes.core.train_group import fit_group
 from landscapes.pipeline.config import as_plain, minima_row_id
 from landscapes.pipeline.io import save_json
@@ -81,11 +81,13 @@ def train_minimum(
     if snapshot_dir is not None:
         check_folder(snapshot_dir, digest)
         saver = SnapshotSaver(snapshot_dir, run.stop_loss, spec, digest)
-    result = fit(
-        model, x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size, optimiser=run.optimiser,
-        seed=run.seed, stop_loss=run.stop_loss, full_eval=True, checkpoint_path=checkpoint_path, checkpoint_every=run.checkpoint_every,
-        fingerprint=digest, save_to=model_path, spec=spec, after_epoch=saver, progress=progress,
-    )  # fmt: skip
+    with exact_float32():
+        result = fit(
+            model, x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size, optimiser=run.optimiser,
+            seed=run.seed, stop_loss=run.stop_loss, full_eval=True, checkpoint_path=checkpoint_path,
+            checkpoint_every=run.checkpoint_every,
+            fingerprint=digest, save_to=model_path, spec=spec, after_epoch=saver, progress=progress,
+        )  # fmt: skip
     return _finish(run, data, x, model, result, digest, device, metrics_path, snapshot_dir)
 
 
@@ -165,12 +167,13 @@ def train_minima(
         if folder is not None:
             check_folder(folder, digest)
         savers.append(SnapshotSaver(folder, run.stop_loss, spec, digest) if folder is not None else None)
-    results = fit_group(
-        [m for _, m, _ in started], x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size,
+    with exact_float32():
+        results = fit_group(
+            [m for _, m, _ in started], x.to(device), y.to(device), epochs=run.epochs, batch_size=run.batch_size,
         optimiser=run.optimiser, seeds=[r.seed for r in runs], stop_loss=run.stop_loss, full_eval=True,
         checkpoint_paths=checkpoint_paths, checkpoint_every=run.checkpoint_every, fingerprints=[d for _, _, d in started],
-        save_to=model_paths, spec=spec, after_epoch=savers, progress=progress,
-    )  # fmt: skip
+            save_to=model_paths, spec=spec, after_epoch=savers, progress=progress,
+        )  # fmt: skip
     metrics, failed = [], []
     for r, (_, model, digest), result, path, folder in zip(runs, started, results, metrics_paths, snapshot_dirs):
         if result.error is not None:

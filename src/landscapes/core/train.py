@@ -9,6 +9,7 @@ same weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -85,6 +86,20 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     error: str | None = None  # set by ``train_group.fit_group`` for a seed whose loss turned non-finite
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """Float32 arithmetic on CUDA as on the CPU: cuDNN's convolutions use TF32 (a 10-bit mantissa)
+    by default, which moved a LeNet seed trained in a stacked group by 1e-3 of its loss from the
+    same seed trained alone after one epoch on an H200 (different kernels, each rounded to TF32).
+    Chapter 3's faithful default is float32, so its runs train inside this context."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def channel_stats(images_uint8: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -52,6 +52,7 @@ from landscapes.core.train import (
     epoch_generator,
     evaluate,
 )
+from landscapes.core.models import build_model
 from landscapes.pipeline.io import load_checkpoint, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,6 @@ class _Seed:
 
 def inexact_layers(network: str) -> list[str]:
     """The layer types of registry network ``network`` that a group cannot train exactly (none: groupable)."""
-    from landscapes.core.models import build_model
-
     with torch.device("meta"):  # the architecture alone: no memory, no initialisation cost
         model = build_model(network, in_channels=3, image_size=32, num_classes=10)
     return sorted({type(m).__name__ for m in model.modules() if isinstance(m, _INEXACT)})

@@ -70,13 +70,19 @@ def _verdict(ok: bool) -> str:
 # ---- one function per thesis table: (its CSV) -> rows -----------------------------------
 
 
+def _arm(r: pd.Series) -> str:
+    """A Table 3.7 row's protocol when it is not the thesis's CE stop (an arm of the same pair)."""
+    protocol = r.get("protocol", "ce_stop")
+    return "" if not isinstance(protocol, str) or protocol == "ce_stop" else f", {r.get('row', '')} ({protocol.replace('_', ' ')})"
+
+
 def large_batch_sharper(table: pd.DataFrame) -> list[dict]:
     """Table 3.7: one row per data set / network, from the large-batch row's ratios."""
     rows = []
     for _, r in table.dropna(subset=["large_small_ratio_riemannian"]).iterrows():
         ratio, thesis = float(r["large_small_ratio_riemannian"]), float(r.get("large_small_ratio_thesis", math.nan))
         rows.append(_row(
-            3, f"Large-batch minima are sharper: {r['dataset']} / {r['network']} (large/small Riemannian lambda_max > 1)",
+            3, f"Large-batch minima are sharper: {r['dataset']} / {r['network']}{_arm(r)} (large/small Riemannian lambda_max > 1)",
             f"ratio {_g(thesis)}" if math.isfinite(thesis) else "no thesis value at these batch sizes",
             f"ratio {_g(ratio)}", _verdict(ratio > 1), "table_3_7.csv",
         ))  # fmt: skip

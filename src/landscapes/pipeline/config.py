@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from landscapes.pipeline.naming import snapshot_levels
+from landscapes.pipeline.naming import UNGROUPABLE_NETWORKS, snapshot_levels
 
 T = TypeVar("T")
 
@@ -163,11 +163,9 @@ def _group_problems(minima: Mapping) -> list[str]:
     k = minima.get("seeds_per_job", 1)
     if k == 1:
         return []
-    from landscapes.core.train_group import inexact_layers  # torch: only when grouping is asked for
-
     problems = []
     for row in minima["rows"]:
-        layers = inexact_layers(row["network"])
+        layers = UNGROUPABLE_NETWORKS.get(row["network"], ())
         if layers:
             problems.append(f"ch3.minima.seeds_per_job ({k}): the {row['network']} networks of row {minima_row_id(row)} "
                             f"have {', '.join(layers)} layers, which a group cannot train exactly like one seed alone; "

@@ -6,6 +6,7 @@ invocation (a dry run, each cluster job) pays for what the Snakefile imports.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 _RANDOM_NAMES = ("random", "Random")
@@ -90,8 +91,6 @@ DEEPEST_SNAPSHOT_LEVEL = 1e-10
 def snapshot_levels(stop_loss: float | None) -> list[float]:
     """The CE levels a run saves snapshots at: 1e-1, 1e-2, ... down to the smallest power of
     ten not below ``stop_loss``; for a fixed-epoch run (``None``) down to DEEPEST_SNAPSHOT_LEVEL."""
-    import math
-
     deepest = math.floor(-math.log10(DEEPEST_SNAPSHOT_LEVEL if stop_loss is None else stop_loss) + 1e-9)
     return [float(f"1e-{k}") for k in range(1, deepest + 1)]
 
@@ -100,3 +99,10 @@ def snapshot_levels(stop_loss: float | None) -> list[float]:
 # other output names, so the workflow can list them without importing pandas or torch.
 CLAIM_TABLES = ("table_2_2.csv", "table_3_euclidean_vs_riemannian.csv", "table_3_7.csv", "table_4_1.csv",
                 "table_4_2.csv", "table_3_2.csv", "table_3_3.csv")  # fmt: skip
+
+
+# Registry networks with layers that several seeds stacked in one job cannot train exactly like
+# one seed alone (landscapes.core.train_group.inexact_layers, which a test keeps equal to this):
+# named here so that the config check needs no torch.
+UNGROUPABLE_NETWORKS = {"vgg16_cifar": ("Dropout",), "vgg11": ("BatchNorm2d",), "vgg16": ("BatchNorm2d",),
+                        "resnet18": ("BatchNorm2d",)}  # fmt: skip

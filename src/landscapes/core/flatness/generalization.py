@@ -29,140 +29,22 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp
+from torch.func import jvp
 
-from landscapes.core.flatness.batches import Data, LossFn, as_batches, micro_batches
+from landscapes.core.flatness.batches import Data, LossFn
 from landscapes.core.flatness.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_HVP, DEFAULT_SEED
 from landscapes.core.flatness.hessian import evaluation_mode
 from landscapes.core.flatness.measures import riemannian_hessian_trace
-from landscapes.core.flatness.symmetry import layers, parameter_blocks
+from landscapes.core.flatness.symmetry import layers
+from landscapes.core.flatness.pac_bayes import pac_bayes_flatness, pac_bayes_mag_flatness
+from landscapes.core.flatness.perturbation import DEFAULT_AVERAGE_RHO, DEFAULT_RHO, DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_TRACE_PROBES, DEFAULT_TRACE_TOL, MeasureResult, _Point, _axpy, _norm, _positive
+from landscapes.core.flatness.perturbation import GENERALIZATION_MEASURES, PAC_BAYES_CRITERIA  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-GENERALIZATION_MEASURES = (
-    "relative_flatness",
-    "adaptive_sharpness",
-    "adaptive_sharpness_avg",
-    "pac_bayes_flatness",
-    "pac_bayes_mag_flatness",
-    "fisher_rao_norm",
-    "riemannian_trace",
-)
-"""Every measure of this module, by the name the CLI (``--measure``) and the ranking table use."""
-
-PAC_BAYES_CRITERIA = ("error", "loss")
-DEFAULT_RHO = 0.5
-DEFAULT_AVERAGE_RHO = 0.05
-DEFAULT_STEPS = 10
-DEFAULT_SAMPLES = 10
-DEFAULT_PAC_BAYES_BOUND = 0.1
-DEFAULT_PAC_BAYES_STEPS = 15
-DEFAULT_PAC_BAYES_EPS = 1e-3
-DEFAULT_TRACE_PROBES = 50
-DEFAULT_TRACE_TOL = 5e-2
-
-
-@dataclass(frozen=True)
-class MeasureResult:
-    """One measure's value at a point, the mean loss there, and what else the measure found
-    (``info``: e.g. the sigma of a PAC-Bayes measure, the perturbed loss of a sharpness)."""
-
-    name: str
-    value: float
-    loss: float
-    info: dict = field(default_factory=dict)
-
-
-def _positive(name: str, value, *, integer: bool = False):
-    """``value`` if it is a positive (integer) number, else ``ValueError`` naming ``name``."""
-    if integer:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-class _Point:
-    """The mean loss (and 0-1 error, gradient) over all samples at any parameter vector.
-
-    The parameters are the model's ``parameter_blocks`` as detached copies; a point is a
-    list of tensors in that order. Buffers (batch-norm running statistics) stay fixed.
-    """
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn, data: Data, batch_size: int | None) -> None:
-        blocks = parameter_blocks(model)
-        if not blocks:
-            raise ValueError("the model has no trainable parameters")
-        self.model = model
-        self.loss_fn = loss_fn
-        self.names = [name for name, _ in blocks]
-        self.params = [p.detach().clone() for _, p in blocks]
-        self.buffers = dict(model.named_buffers())
-        self.device = self.params[0].device
-        self.dtype = self.params[0].dtype
-        self.batches = micro_batches(as_batches(data), batch_size)
-        self.num_samples = sum(len(x) for x, _ in self.batches)
-        if self.num_samples == 0:
-            raise ValueError("data holds no samples")
-
-    def _batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.to(self.device, self.dtype if x.is_floating_point() else None)
-        y = y.to(self.device, self.dtype if y.is_floating_point() else None)
-        return x, y
-
-    def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        with evaluation_mode(self.model):
-            return functional_call(self.model, dict(zip(self.names, params)) | self.buffers, (x,))
-
-    @torch.no_grad()
-    def loss(self, params: Sequence[torch.Tensor]) -> float:
-        total = 0.0
-        for x, y in self.batches:
-            x, y = self._batch(x, y)
-            total += float(self.loss_fn(self.outputs(params, x), y)) * len(x)
-        return total / self.num_samples
-
-    @torch.no_grad()
-    def error(self, params: Sequence[torch.Tensor]) -> float:
-        """The 0-1 training error (targets are class indices)."""
-        wrong = 0
-        for x, y in self.batches:
-            x, y = self._batch(x, y)
-            wrong += int((self.outputs(params, x).argmax(dim=1) != y).sum())
-        return wrong / self.num_samples
-
-    @torch.enable_grad()
-    def loss_and_grad(self, params: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
-        live = [p.detach().requires_grad_(True) for p in params]
-        total, grads = 0.0, [torch.zeros_like(p) for p in live]
-        for x, y in self.batches:
-            x, y = self._batch(x, y)
-            loss = self.loss_fn(self.outputs(live, x), y) * (len(x) / self.num_samples)
-            for acc, g in zip(grads, torch.autograd.grad(loss, live, allow_unused=True)):
-                if g is not None:
-                    acc.add_(g)
-            total += float(loss.detach())
-        return total, grads
-
-    def draw(self, gen: torch.Generator) -> list[torch.Tensor]:
-        """A standard normal vector over the blocks (CPU float64 draw, so device independent)."""
-        flat = torch.randn(sum(p.numel() for p in self.params), generator=gen, dtype=torch.float64)
-        return [chunk.view_as(p).to(self.device, self.dtype) for chunk, p in zip(torch.split(flat, [p.numel() for p in self.params]), self.params)]
-
-
-def _axpy(params: Sequence[torch.Tensor], scale: Sequence[torch.Tensor], u: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [p + c * v for p, c, v in zip(params, scale, u)]
-
-
-def _norm(blocks: Sequence[torch.Tensor]) -> float:
-    return math.sqrt(sum(float(b.to(torch.float64).pow(2).sum()) for b in blocks))
 
 
 # ---- Relative flatness (Petzka et al. 2021) ------------------------------------------------
@@ -321,109 +203,6 @@ def adaptive_sharpness_avg(
     losses = [point.loss(_axpy(point.params, scale, point.draw(gen))) for _ in range(samples)]
     mean = sum(losses) / samples
     return MeasureResult("adaptive_sharpness_avg", mean - base, base, {"rho": rho, "samples": samples})
-
-
-# ---- PAC-Bayes flatness (Jiang et al. 2020) --------------------------------------------------
-
-
-def _largest_sigma(increase: Callable[[float], float], bound: float, steps: int) -> tuple[float, float]:
-    """The largest sigma with increase(sigma) <= bound: a power of two bracket, then ``steps``
-    bisections at the geometric midpoint (so the relative precision is 2^(2^-steps) whatever
-    the scale; a plain bisection of [0, 1] would resolve a sigma of 1e-3 to only ~10%).
-
-    Returns (sigma, increase at sigma); sigma 0.0 when even 2^-60 exceeds the bound. ``increase``
-    is evaluated on the same noise draws at every sigma (common random numbers), so it is a
-    deterministic function of sigma.
-    """
-    lo = 1.0
-    if increase(lo) > bound:
-        for _ in range(60):
-            lo /= 2.0
-            if increase(lo) <= bound:
-                break
-        else:
-            return 0.0, increase(0.0)
-        hi = 2.0 * lo
-    else:
-        for _ in range(60):  # beyond 2^60 no perturbation of this scale matters
-            if increase(2.0 * lo) > bound:
-                break
-            lo *= 2.0
-        hi = 2.0 * lo
-    for _ in range(steps):
-        mid = math.sqrt(lo * hi)
-        if increase(mid) > bound:
-            hi = mid
-        else:
-            lo = mid
-    return lo, increase(lo)
-
-
-def pac_bayes_flatness(
-    model: nn.Module,
-    loss_fn: LossFn,
-    data: Data,
-    *,
-    magnitude: bool = False,
-    bound: float = DEFAULT_PAC_BAYES_BOUND,
-    samples: int = DEFAULT_SAMPLES,
-    steps: int = DEFAULT_PAC_BAYES_STEPS,
-    criterion: str = "error",
-    eps: float = DEFAULT_PAC_BAYES_EPS,
-    seed: int = DEFAULT_SEED,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-) -> MeasureResult:
-    """PAC-Bayes flatness 1 / sigma'^2 (Jiang et al., "Fantastic Generalization Measures and
-    Where to Find Them", ICLR 2020, measure pacbayes.flatness), or with ``magnitude=True``
-    its magnitude-aware variant 1 / alpha'^2 (pacbayes.mag.flatness).
-
-    sigma' is the largest sigma for which the expected increase of the training
-    ``criterion`` under u ~ N(0, sigma^2 I) stays at most ``bound``:
-    E_u[C(w + u)] - C(w) <= bound; magnitude-aware, u_i ~ N(0, alpha^2 w_i^2 + eps^2).
-    ``criterion="error"`` is Jiang et al.'s (the 0-1 training error, bound 0.1, eps
-    1e-3); ``"loss"`` uses the mean ``loss_fn``. The expectation is a Monte Carlo mean
-    over ``samples`` seeded draws z_k, u = sigma z_k (or sqrt(alpha^2 w^2 + eps^2) z_k),
-    the same draws at every sigma; sigma is bracketed between powers of two and refined
-    by ``steps`` geometric bisections. The value is 1 / sigma'^2 (``info["sigma"]`` holds sigma'); infinite when
-    not even sigma -> 0 keeps the increase within ``bound`` (eps alone exceeds it).
-    The magnitude-aware value with ``eps=0`` is invariant under T_lambda; the isotropic
-    one is not.
-    """
-    bound = _positive("bound", bound)
-    samples = _positive("samples", samples, integer=True)
-    steps = _positive("steps", steps, integer=True)
-    if criterion not in PAC_BAYES_CRITERIA:
-        raise ValueError(f"criterion must be one of {PAC_BAYES_CRITERIA}, got {criterion!r}")
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps must be a non-negative finite number, got {eps!r}")
-    point = _Point(model, loss_fn, data, batch_size)
-    evaluate = point.error if criterion == "error" else point.loss
-    base = evaluate(point.params)
-    gen = torch.Generator().manual_seed(seed)
-    draws = [point.draw(gen) for _ in range(samples)]
-    squares = [p.pow(2) for p in point.params]
-
-    def increase(sigma: float) -> float:
-        if magnitude:
-            scale = [torch.sqrt(sigma**2 * w2 + eps**2) for w2 in squares]
-        else:
-            scale = [torch.full_like(p, sigma) for p in point.params]
-        return sum(evaluate(_axpy(point.params, scale, z)) for z in draws) / samples - base
-
-    if magnitude and eps > 0 and increase(0.0) > bound:
-        sigma, reached = 0.0, increase(0.0)
-    else:
-        sigma, reached = _largest_sigma(increase, bound, steps)
-    value = math.inf if sigma == 0.0 else 1.0 / sigma**2
-    name = "pac_bayes_mag_flatness" if magnitude else "pac_bayes_flatness"
-    loss = base if criterion == "loss" else point.loss(point.params)
-    return MeasureResult(name, value, loss, {"sigma": sigma, "increase": reached, "criterion": criterion, "bound": bound,
-                                             "base": base, "samples": samples, "steps": steps, "eps": eps if magnitude else None})
-
-
-def pac_bayes_mag_flatness(model: nn.Module, loss_fn: LossFn, data: Data, **kwargs) -> MeasureResult:
-    """Magnitude-aware PAC-Bayes flatness 1 / alpha'^2 (Jiang et al. 2020): ``pac_bayes_flatness(magnitude=True)``."""
-    return pac_bayes_flatness(model, loss_fn, data, magnitude=True, **kwargs)
 
 
 # ---- Fisher-Rao norm (Liang et al. 2019, as in Jiang et al. 2020) ---------------------------
