@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from landscapes.ch3.figures import path_figure
 from landscapes.ch3.tables import collect_runs, path_tables, table_3_7, table_3_7_runs
 from landscapes.pipeline.io import write_table
 
@@ -36,6 +37,7 @@ def main() -> None:
         tables = path_tables(snaps, pairs)
         write_table(tables["table_3_path"], args.out / "table_3_path", caption="Training path (partial)", float_format="{:.4g}")
         write_table(tables["runs"], args.out / "table_3_path_runs", caption="Every measured snapshot (partial)", float_format="{:.6g}")
+        path_figure(args.out / "table_3_path_runs.csv", args.out / "figure_3_path.png")
     print(f"tables in {args.out}")
 
 
