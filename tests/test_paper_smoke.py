@@ -144,6 +144,7 @@ UNDEFINED_AT_SMOKE_SCALE = {
     r"ratio_to_thesis|closest_ratio|median_abs_log10|spearman|geometric_mean_ratio": "compared with thesis cells",
     r"_std$": "a standard deviation of one run",
     r"^(tau|p)_": "Kendall's tau over one run per batch size",
+    r"^granulated_|^psi$": "Jiang et al.'s granulated tau over one run per setting",
     r"^large_small_ratio": "printed on the large-batch row only",
 }
 # Chapter 4b's detection quality is undefined where a one-epoch detector detected nothing.
