@@ -41,7 +41,7 @@ def _legacy_evaluate(model, images, labels, batch_size):
     for start in range(0, len(images), batch_size):
         x, y = images[start : start + batch_size].float().div_(255.0), labels[start : start + batch_size]
         out = model(x)
-        total += F.cross_entropy(out, y, reduction="sum").item()
+        total += F.cross_entropy(out.double(), y, reduction="sum").item()  # float64 log-softmax since issue 29
         correct += (out.argmax(1) == y).sum().item()
     model.train()
     return total / len(images), correct / len(images)

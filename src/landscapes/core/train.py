@@ -152,7 +152,10 @@ def evaluate(
             x = transform(x, idx, g)
         y = labels[idx].to(device)
         out = model(x)
-        total_loss += F.cross_entropy(out, y, reduction="sum").to(total_loss.dtype)
+        # log-softmax in float64 (float32 where the device has none): in float32 a sample whose
+        # margin exceeds about 17 has CE exactly 0, so a long run's full-set CE read 0.0 and its
+        # path levels below 1e-8 were crossed at once; the logits themselves stay as computed
+        total_loss += F.cross_entropy(out.to(total_loss.dtype), y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
     return total_loss.item() / len(images), correct.item() / len(images)
