@@ -46,7 +46,7 @@ def _train(tmp_path, data, **kw):
 
 
 def _measure(tmp_path, data, **kw):
-    s = dict(samples=80, eps=None, method="lanczos", tol=1e-4, max_hvp=300, batch_size=None, dtype="float32",
+    s = dict(samples=80, eps=None, method="lanczos", tol=1e-4, max_hvp=300, batch_size=None, dtype="float32", float64_below=None,
              warm_start=[], rescale_log_range=1.0, seed=0, device="cpu")  # fmt: skip
     s.update(kw)
     return measure.measure_minimum(tmp_path / "m.pt", data, settings(MeasureSettings, s), device=torch.device("cpu"))

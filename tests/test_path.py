@@ -31,7 +31,7 @@ def _run(tmp_path, data, name="a", **kw):
 
 def _measure_path(tmp_path, data, threshold, name="a", **kw):
     s = dict(threshold=threshold, samples=80, eps=None, method="lanczos", tol=1e-8, max_hvp=300, batch_size=None,
-             dtype="float64", warm_start=[], seed=0, device="cpu")  # fmt: skip
+             dtype="float64", float64_below=None, warm_start=[], seed=0, device="cpu")  # fmt: skip
     s.update(kw)
     return measure.measure_snapshot(tmp_path / f"{name}.json", tmp_path / f"{name}_path", data,
                                     settings(PathMeasureSettings, s), device=torch.device("cpu"))  # fmt: skip

@@ -99,7 +99,7 @@ def test_measures_config_defaults_and_bad_values(tmp_path):
         with pytest.raises(ConfigError, match=key):
             validate_config(bad)
     params = {k: v for k, v in m.items() if k != "enabled"} | {
-        "samples": 10, "batch_size": None, "dtype": "float32", "seed": 0, "device": "cpu",
+        "samples": 10, "batch_size": None, "dtype": "float32", "float64_below": None, "seed": 0, "device": "cpu",
         "hyperparameters": {"dataset": "digits", "batch_size": 16}}  # fmt: skip
     s = settings(GeneralizationSettings, params)
     assert s.hyperparameters["batch_size"] == 16 and isinstance(s.measures, tuple)

@@ -18,6 +18,7 @@ def minima_generalization_params(wildcards):
         "samples": cfg["samples"] or row["flatness_samples"],
         "batch_size": MINIMA["flatness"]["batch_size"],
         "dtype": MINIMA["flatness"]["dtype"],
+        "float64_below": MINIMA["flatness"]["float64_below"],
         "seed": config["seed"] + int(wildcards.seed),
         "device": config["device"],
         "hyperparameters": {

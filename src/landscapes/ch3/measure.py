@@ -17,6 +17,7 @@ on a run's training path (``landscapes.ch3.snapshots``), with its test accuracy.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -60,6 +61,34 @@ def flatness_data(data: Dataset, samples: int, device: torch.device) -> tuple[to
     return x, torch.from_numpy(data.y_train[:samples]).to(device)
 
 
+@torch.no_grad()
+def float64_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], batch_size: int | None) -> float:
+    """The mean cross-entropy of ``model`` over ``batch``, the network and data in float64."""
+    net = copy.deepcopy(model).to(torch.float64).eval()
+    x, y = batch
+    step = batch_size or len(x)
+    total = sum(F.cross_entropy(net(x[i : i + step].to(torch.float64)), y[i : i + step], reduction="sum").item()
+                for i in range(0, len(x), step))  # fmt: skip
+    return total / len(x)
+
+
+def measuring_dtype(model: torch.nn.Module, batch, dtype: str, float64_below: float | None,
+                    batch_size: int | None) -> tuple[torch.dtype, float]:  # fmt: skip
+    """The dtype to measure ``model`` in, and its flatness loss in float64.
+
+    The configured ``dtype``, except float64 where the loss is below ``float64_below``: in
+    float32 a confident sample's softmax rounds to exactly one, so its 1 - p, which is all its
+    Hessian holds, is lost. On digits (tests/test_precision.py) the float32 Riemannian
+    lambda_max of one network along its path erred by 1e-5 relative at CE 1e-4, 5e-4 at 1e-6,
+    growing as 1/CE; at 50,000 MNIST images a fixed 200-epoch run's CE reads 0.0 in float32.
+    """
+    loss = float64_loss(model, batch, batch_size)
+    if float64_below is not None and loss < float64_below:
+        log.info("flatness loss %.3g is below %g: measuring in float64", loss, float64_below)
+        return torch.float64, loss
+    return getattr(torch, dtype), loss
+
+
 def warm_stages(measure: MeasureSettings | PathMeasureSettings) -> list[WarmStage] | str:
     """The configured warm-start passes (``dtype`` by name, e.g. "bfloat16"), or "auto" (the library's rule)."""
     if isinstance(measure.warm_start, str):
@@ -71,17 +100,18 @@ def measure_minimum(model_path: str | Path, data_path: str | Path, measure: Meas
     """Flatness of one trained run: raw and normalised Riemannian lambda_max, Euclidean lambda_max,
     and both lambda_max again at a random rescaling T_lambda of the same network."""
     stages = warm_stages(measure)
-    dtype = getattr(torch, measure.dtype)
     data = load(data_path)
-    # in the measuring dtype before rescaling, so that T_lambda itself is not rounded to float32
-    model = load_minimum(model_path, device).to(dtype)
+    model = load_minimum(model_path, device)
     batch = flatness_data(data, measure.samples, device)
+    dtype, loss64 = measuring_dtype(model, batch, measure.dtype, measure.float64_below, measure.batch_size)
+    # in the measuring dtype before rescaling, so that T_lambda itself is not rounded to float32
+    model = model.to(dtype)
     kw = dict(method=measure.method, tol=measure.tol, max_hvp=measure.max_hvp, batch_size=measure.batch_size,
               dtype=dtype, seed=measure.seed, warm_start=stages)  # fmt: skip
     lambdas = random_lambdas(len(layers(model)), measure.rescale_log_range, measure.seed)
     scaled = rescale(model, lambdas)
     out: dict = {"flatness_samples": measure.samples, "eps": measure.eps, "method": measure.method, "tol": measure.tol,
-                 "dtype": measure.dtype, "warm_start": stages if isinstance(stages, str) else len(stages), "lambdas": lambdas}  # fmt: skip
+                 "dtype": str(dtype).removeprefix("torch."), "flatness_loss_float64": loss64, "warm_start": stages if isinstance(stages, str) else len(stages), "lambdas": lambdas}  # fmt: skip
     for key, net in (("", model), ("_rescaled", scaled)):
         loss = _lambda_max(net, batch, kw, key, out)
         out["flatness_loss"] = loss if key == "" else out["flatness_loss"]
@@ -129,9 +159,12 @@ def measure_snapshot(metrics_path: str | Path, snapshot_dir: str | Path, data_pa
     data = load(data_path)
     out["test_loss"], out["test_accuracy"] = evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
     out |= {"reached": True, "epoch": entry["epoch"], "train_loss": entry["full_loss"], "train_accuracy": entry["full_accuracy"]}
-    dtype = getattr(torch, measure.dtype)
+    batch = flatness_data(data, measure.samples, device)
+    dtype, out["flatness_loss_float64"] = measuring_dtype(model, batch, measure.dtype, measure.float64_below,
+                                                          measure.batch_size)  # fmt: skip
+    out["dtype"] = str(dtype).removeprefix("torch.")
     kw = dict(method=measure.method, tol=measure.tol, max_hvp=measure.max_hvp, batch_size=measure.batch_size,
               dtype=dtype, seed=measure.seed, warm_start=warm_stages(measure))  # fmt: skip
-    out["flatness_loss"] = _lambda_max(model.to(dtype), flatness_data(data, measure.samples, device), kw, "", out)
+    out["flatness_loss"] = _lambda_max(model.to(dtype), batch, kw, "", out)
     out["normalised"] = sharpness_bound(out["riemannian"], out["flatness_loss"], measure.eps)
     return out

@@ -69,6 +69,7 @@ class GeneralizationSettings:
     samples: int
     batch_size: int | None
     dtype: str
+    float64_below: float | None  # as ch3.measure.measuring_dtype
     rho: float
     steps: int
     average_rho: float
@@ -110,12 +111,13 @@ def check_settings(s: GeneralizationSettings) -> None:
 def measure_run(model_path: str | Path, data_path: str | Path, s: GeneralizationSettings, *, device: torch.device) -> dict:
     """Every configured measure at one trained minimum, with the seconds each took and the run's hyperparameters."""
     check_settings(s)
-    dtype = getattr(torch, s.dtype)
-    model = load_minimum(model_path, device).to(dtype)
+    model = load_minimum(model_path, device)
     x, y = flatness_data(load(data_path), s.samples, device)
-    batch = (x.to(dtype), y)
+    dtype, loss64 = measuring_dtype(model, (x, y), s.dtype, s.float64_below, s.batch_size)
+    model, batch = model.to(dtype), (x.to(dtype), y)
     options = measure_options(s)
-    out: dict = {"hyperparameters": dict(s.hyperparameters), "flatness_samples": s.samples, "measures": {}}
+    out: dict = {"hyperparameters": dict(s.hyperparameters), "flatness_samples": s.samples, "measures": {},
+                 "dtype": str(dtype).removeprefix("torch."), "flatness_loss_float64": loss64}  # fmt: skip
     for name in s.measures:
         t0 = time.perf_counter()
         res = MEASURE_FUNCTIONS[name](model, F.cross_entropy, batch, batch_size=s.batch_size, **options[name])

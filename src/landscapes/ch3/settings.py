@@ -69,6 +69,7 @@ class MeasureSettings:
     max_hvp: int
     batch_size: int | None
     dtype: str
+    float64_below: float | None  # measure in float64 where the flatness loss is below this
     warm_start: tuple[Mapping, ...] | str  # "auto": the library's rule
     rescale_log_range: float
     seed: int
@@ -87,6 +88,7 @@ class PathMeasureSettings:
     max_hvp: int
     batch_size: int | None
     dtype: str
+    float64_below: float | None  # measure in float64 where the flatness loss is below this
     warm_start: tuple[Mapping, ...] | str  # "auto": the library's rule
     seed: int
     device: str
