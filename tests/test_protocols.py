@@ -18,6 +18,7 @@ from landscapes.core.train import ForeignRunError
 from landscapes.pipeline.config import ConfigError, minima_row_id, validate_config
 from landscapes.pipeline.io import save_json
 
+SLOW = {"name": "adam", "lr": 3e-4, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0, "gamma": 1.0}
 FAST = {"name": "adam", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0, "gamma": 1.0}
 
 
@@ -181,3 +182,51 @@ def test_the_conventions_that_carry_the_ratio_are_invariant_under_rescaling(tmp_
     with torch.no_grad():
         assert F.cross_entropy(scaled(x.double()), y).item() == pytest.approx(F.cross_entropy(model(x.double()), y).item(), rel=1e-9)
     assert riemannian_spectral_norm  # the measure the conventions are built on
+
+
+def test_a_killed_fixed_epoch_run_resumes_to_the_same_weights_and_snapshots(tmp_path, one_thread, monkeypatch):
+    """Issue 29: a fixed-epoch run cut off mid-way (a session ending) and started again ends as an
+    uninterrupted run does: the same network, the same history and the same snapshot files."""
+    from landscapes.core import train as core_train
+
+    data = _write_dataset(tmp_path / "d.npz")
+    whole = _train(tmp_path / "whole", data, epochs=40, stop_loss=None, optimiser=SLOW, model_path=tmp_path / "w.pt",
+                   metrics_path=tmp_path / "w.json", checkpoint_path=tmp_path / "w.ckpt",
+                   snapshot_dir=tmp_path / "w_path")  # fmt: skip
+    assert len(whole["snapshots"]) >= 3  # the path crosses several levels, some after the kill below
+    real, calls = core_train.save_checkpoint, []
+
+    def killed_at_the_ninth_checkpoint(path, state):
+        real(path, state)
+        calls.append(path)
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(core_train, "save_checkpoint", killed_at_the_ninth_checkpoint)
+    paths = dict(model_path=tmp_path / "k.pt", metrics_path=tmp_path / "k.json", checkpoint_path=tmp_path / "k.ckpt",
+                 snapshot_dir=tmp_path / "k_path")  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "killed", data, epochs=40, stop_loss=None, optimiser=SLOW, **paths)
+    assert (tmp_path / "k.ckpt").exists() and not (tmp_path / "k.pt").exists()
+    taken_before = sorted(p.name for p in (tmp_path / "k_path").glob("ce_*.pt"))
+    assert 0 < len(taken_before) < len(whole["snapshots"])  # killed part-way along the path
+    monkeypatch.setattr(core_train, "save_checkpoint", real)
+    resumed = _train(tmp_path / "killed", data, epochs=40, stop_loss=None, optimiser=SLOW, **paths)
+    assert resumed["history"] == whole["history"] and resumed["snapshots"] == whole["snapshots"]
+    a, b = (torch.load(p, weights_only=True) for p in (tmp_path / "w.pt", tmp_path / "k.pt"))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    for snap in whole["snapshots"]:
+        a, b = (torch.load(tmp_path / d / snap["file"], weights_only=True) for d in ("w_path", "k_path"))
+        assert a.keys() == b.keys() and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+        assert {k: v for k, v in a.items() if k != "state_dict"} == {k: v for k, v in b.items() if k != "state_dict"}
+
+
+def test_a_data_size_beyond_the_data_set_is_refused_naming_the_row():
+    cfg = validate_config(preset("table37_datasize"))
+    rows = _rows(cfg)
+    assert sorted(r["train_size"] for r in rows) == [1000, 2000, 5000, 10000, 20000, 50000]
+    assert all(r["protocol"] == "fixed_epochs" and r["flatness_samples"] == r["train_size"] for r in rows)
+    bad = copy.deepcopy(preset("table37_datasize"))
+    _rows(bad)[1].update(train_size=70_000, flatness_samples=70_000)
+    with pytest.raises(ConfigError, match=r"mnist-mnist_fc-fixed200_n20000\): train_size 70000 exceeds the 60000 training images of mnist"):
+        validate_config(bad)

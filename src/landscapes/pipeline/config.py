@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from landscapes.pipeline.naming import UNGROUPABLE_NETWORKS, snapshot_levels
+from landscapes.pipeline.naming import TRAIN_SIZES, UNGROUPABLE_NETWORKS, snapshot_levels
 
 T = TypeVar("T")
 
@@ -152,6 +152,10 @@ def _ch3_problems(ch3: dict) -> list[str]:
             problems.append(f"ch3.minima.rows ({key}): the small batch size must be below the large one")
         if row["train_size"] is not None and row["flatness_samples"] > row["train_size"]:
             problems.append(f"ch3.minima.rows ({key}): flatness_samples exceeds train_size")
+        available = TRAIN_SIZES.get(row["dataset"])
+        if available is not None and row["train_size"] is not None and row["train_size"] > available:
+            problems.append(f"ch3.minima.rows ({key}): train_size {row['train_size']} exceeds the {available} training "
+                            f"images of {row['dataset']}")  # fmt: skip
     if minima["path"]["enabled"]:
         problems += _path_problems(minima["path"]["thresholds"], _deepest_level(minima))
     return problems + _group_problems(minima)
