@@ -4,7 +4,7 @@
 #   snakemake --cores 2 ch3 --configfile config/cpu.yaml
 #
 # Follow a result: target below -> rule in workflow/rules/<chapter>.smk -> scripts/ ->
-# src/landscapes/<module>.py.
+# src/flatscape/<module>.py.
 
 configfile: "config.yaml"
 

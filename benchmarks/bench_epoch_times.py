@@ -3,7 +3,7 @@
 Measured on the real MNIST training images (read straight from the IDX .gz files of
 ``--mnist``), with MNIST-FC (784-512x5-10, no biases) as the preset trains it:
 
-(1) one epoch of ``landscapes.core.train.fit`` (Adam, lr 1e-3, a stop threshold set,
+(1) one epoch of ``flatscape.core.train.fit`` (Adam, lr 1e-3, a stop threshold set,
     so the full-training-set evaluation of every epoch is included) on 50,000 images
     at batch 200 and at batch 5000, with 1 and with 2 torch threads;
 (2) the marginal cost of one Riemannian HVP on the 50,000 flatness samples (float32,
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from bench_flatness import read_idx  # the same IDX reader (benchmarks/ is on sys.path when run)
-from landscapes.core.flatness import euclidean_spectral_norm, riemannian_spectral_norm
-from landscapes.core.models import build_model
-from landscapes.core.train import Optimiser, fit
+from flatscape.core.flatness import euclidean_spectral_norm, riemannian_spectral_norm
+from flatscape.core.models import build_model
+from flatscape.core.train import Optimiser, fit
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     LossHessian,
     WarmStage,
     euclidean_spectral_norm,
     parameter_blocks,
     riemannian_spectral_norm,
 )
-from landscapes.core.models import build_model
+from flatscape.core.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 CE = nn.CrossEntropyLoss()

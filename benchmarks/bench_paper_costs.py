@@ -2,7 +2,7 @@
 on this machine, times samples per epoch, epochs and runs, scaled to GPU-hours by a stated factor.
 
 For each training job kind of config/paper.yaml the script builds the network from the
-registry and times ``landscapes.core.train.fit`` (Chapters 3 and 4a: the real training
+registry and times ``flatscape.core.train.fit`` (Chapters 3 and 4a: the real training
 path, on random uint8 images of the real shape, since cost does not depend on pixel
 values) over a few batches; for Chapter 4b's YOLO detectors it times a forward and
 backward pass of Ultralytics' DetectionModel built from the yaml (no data loading, no
@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from landscapes.ch4.detection.yolo import ultralytics_offline
-from landscapes.core.models import build_model
-from landscapes.core.train import Optimiser, fit
+from flatscape.ch4.detection.yolo import ultralytics_offline
+from flatscape.core.models import build_model
+from flatscape.core.train import Optimiser, fit
 
 REPO = Path(__file__).resolve().parents[1]
 

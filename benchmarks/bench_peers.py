@@ -65,8 +65,8 @@ import torch
 from PIL import Image
 
 from bench_flatness import CE, REPO, load_mnist, train_briefly  # benchmarks/ is on sys.path when run
-from landscapes.core.flatness import WarmStage, euclidean_spectral_norm, riemannian_spectral_norm
-from landscapes.core.models import build_model
+from flatscape.core.flatness import WarmStage, euclidean_spectral_norm, riemannian_spectral_norm
+from flatscape.core.models import build_model
 
 INSTALL = "pip install -e '.[bench]'"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

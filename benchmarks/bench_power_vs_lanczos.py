@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from bench_flatness import CE, REPO, hvps_to_accuracy, load_mnist
 
-from landscapes.ch3.train import load_minimum
-from landscapes.core.flatness import riemannian_spectral_norm
-from landscapes.core.models import build_model
+from flatscape.ch3.train import load_minimum
+from flatscape.core.flatness import riemannian_spectral_norm
+from flatscape.core.models import build_model
 
 
 def main() -> None:

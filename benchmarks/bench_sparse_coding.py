@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from landscapes.ch2.gradients import loss_and_gradient
-from landscapes.ch2.model import data_bias, delta_radius, generate_data, make_generator, perturbed_points
-from landscapes.ch2.settings import DataSettings, Table21Settings
-from landscapes.ch2.studies import StudyOptions, gradient_study
+from flatscape.ch2.gradients import loss_and_gradient
+from flatscape.ch2.model import data_bias, delta_radius, generate_data, make_generator, perturbed_points
+from flatscape.ch2.settings import DataSettings, Table21Settings
+from flatscape.ch2.studies import StudyOptions, gradient_study
 
 
 def _per_point(fn, points: int) -> float:

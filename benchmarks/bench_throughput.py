@@ -24,9 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from landscapes.core.models import from_spec, model_spec
-from landscapes.core.train import Optimiser, epoch_generator, fit
-from landscapes.core.train_group import fit_group
+from flatscape.core.models import from_spec, model_spec
+from flatscape.core.train import Optimiser, epoch_generator, fit
+from flatscape.core.train_group import fit_group
 
 OPT = Optimiser(name="adam", lr=1e-3)
 

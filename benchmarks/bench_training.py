@@ -1,4 +1,4 @@
-"""Training throughput: ``landscapes.core.train`` against a plain torchvision loop (not a test; prints ratios).
+"""Training throughput: ``flatscape.core.train`` against a plain torchvision loop (not a test; prints ratios).
 
     PYTHONPATH=src python benchmarks/bench_training.py [--model mnist_fc] [--batch-size 200] [--threads 1]
 
@@ -24,8 +24,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from landscapes.core.models import build_model
-from landscapes.core.train import Optimiser, fit
+from flatscape.core.models import build_model
+from flatscape.core.train import Optimiser, fit
 
 
 class PilImages(Dataset):
@@ -65,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     if args.mnist:
-        from landscapes.core.datasets import load
+        from flatscape.core.datasets import load
 
         data = load(args.mnist)
         images, labels = data.x_train[: args.samples], data.y_train[: args.samples]
@@ -123,7 +123,7 @@ def main() -> None:
     b, o = n / min(base), n / min(ours)
     print(f"model {args.model}, batch {args.batch_size}, {n} images, {args.threads} thread(s), {args.workers} loader worker(s)")
     print(f"  DataLoader + ToTensor : {b:10.0f} samples/s")
-    print(f"  landscapes.core.train      : {o:10.0f} samples/s")
+    print(f"  flatscape.core.train      : {o:10.0f} samples/s")
     print(f"  ratio                 : {o / b:10.2f}x")
     print("input path alone (no model):")
     print(f"  DataLoader + ToTensor : {io['loader']:10.0f} samples/s")

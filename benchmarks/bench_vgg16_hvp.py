@@ -20,8 +20,8 @@ import torch
 
 from bench_flatness import CE, REPO  # benchmarks/ is on sys.path when run
 from bench_peers import Meter, load_cifar
-from landscapes.core.flatness import CurvatureOperator
-from landscapes.core.models import build_model
+from flatscape.core.flatness import CurvatureOperator
+from flatscape.core.models import build_model
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ stage on a ``--fraction`` subsample, both to the same ``--tol`` (the eigenvalue'
 estimated relative error). Cold and warm runs alternate, ``--repeats`` of each, medians
 reported with the HVP counts (which the machine's load does not change) and the ratio
 cold / warm: above 1 the warm stage pays. ``AUTO_WARM_MIN_SAMPLES`` in
-``landscapes.core.flatness.defaults`` is read off this table.
+``flatscape.core.flatness.defaults`` is read off this table.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_warm_rule.py [--sizes 500,1000,2000,4000,10000]
 [--out docs/results/peers/warm_rule.json]``.
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from bench_flatness import CE, REPO, load_mnist, train_briefly  # benchmarks/ is on sys.path when run
-from landscapes.core.flatness import WarmStage, euclidean_spectral_norm
+from flatscape.core.flatness import WarmStage, euclidean_spectral_norm
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from landscapes.ch3.figures import path_figure
-from landscapes.ch3.tables import collect_runs, path_tables, table_3_7, table_3_7_runs
-from landscapes.pipeline.io import write_table
+from flatscape.ch3.figures import path_figure
+from flatscape.ch3.tables import collect_runs, path_tables, table_3_7, table_3_7_runs
+from flatscape.pipeline.io import write_table
 
 
 def main() -> None:

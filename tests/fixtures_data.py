@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from landscapes.core.datasets import CIFAR10_CLASSES
-from landscapes.core.datasets.voc import VOC_CLASSES
+from flatscape.core.datasets import CIFAR10_CLASSES
+from flatscape.core.datasets.voc import VOC_CLASSES
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -202,7 +202,7 @@ def write_config(root: Path, *, node: str, cpus: int, gpus: int, memory_mb: int,
     (root / "gres.conf").write_text("AutoDetect=off\n" + _gres_lines(root / "dev", node, gpus))
     conf = f"""\
 # Single-node test cluster written by tests/slurm_cluster.py; everything lives in {root}.
-ClusterName=landscapes
+ClusterName=flatscape
 SlurmctldHost={node}(127.0.0.1)
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 
-PACKAGE = REPO / "src" / "landscapes"
+PACKAGE = REPO / "src" / "flatscape"
 # Lower rank = lower layer; a module may import only its own rank or lower.
 # ``flatness`` is the command-line tool: a layer beside the chapters, independent of them.
 RANKS = {"pipeline": 0, "core": 1, "ch2": 2, "ch3": 2, "ch4": 2, "flatness": 2}
@@ -29,7 +29,7 @@ def _modules():
 
 
 def _name(path: Path) -> str:
-    return ".".join(("landscapes", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+    return ".".join(("flatscape", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
 
 
 def _imports(tree: ast.AST):
@@ -51,7 +51,7 @@ def _imports(tree: ast.AST):
 
 def _layer(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "landscapes" and parts[1] in RANKS else None
+    return parts[1] if len(parts) > 1 and parts[0] == "flatscape" and parts[1] in RANKS else None
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -87,7 +87,7 @@ def test_module_is_small_and_imports_at_the_top(path):
 
 
 def test_the_layer_rule_can_fail():
-    tree = ast.parse("def f():\n    from landscapes.ch3.train import fit\n")
+    tree = ast.parse("def f():\n    from flatscape.ch3.train import fit\n")
     ((imported, nested, _),) = _imports(tree)
     assert nested and RANKS[_layer(imported)] > RANKS["core"]
 

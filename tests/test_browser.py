@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from browser import Tables, render
-from landscapes.pipeline.claims import CHECKS, FAILS, HOLDS, NO_THESIS_VALUE, NOT_RUN
+from flatscape.pipeline.claims import CHECKS, FAILS, HOLDS, NO_THESIS_VALUE, NOT_RUN
 from workflow_helpers import snakemake
 
 

@@ -66,7 +66,7 @@ def test_every_run_saved_its_decades_and_the_table_counts_them(finished):
 
 
 def test_the_fixed_epoch_arm_trains_exactly_its_epochs_beside_the_ce_stop(finished):
-    from landscapes.pipeline.io import load_json
+    from flatscape.pipeline.io import load_json
 
     for batch in ("small", "large"):
         fixed = load_json(finished / f"{MINIMA}-fixed" / f"{batch}_seed0.json")

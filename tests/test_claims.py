@@ -1,4 +1,4 @@
-"""The claims summary (landscapes.pipeline.claims) on small tables written by the real
+"""The claims summary (flatscape.pipeline.claims) on small tables written by the real
 table functions, so a change of a table's columns breaks these tests, not the report."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from landscapes.ch3.tables import add_conventions, table_3_7
-from landscapes.ch4.detection.tables import table_4_2
-from landscapes.ch4.partial.tables import table_4_1
-from landscapes.pipeline.claims import (
+from flatscape.ch3.tables import add_conventions, table_3_7
+from flatscape.ch4.detection.tables import table_4_2
+from flatscape.ch4.partial.tables import table_4_1
+from flatscape.pipeline.claims import (
     CHECKS, FAILS, HOLDS, NO_THESIS_VALUE, NOT_RUN, claims_table, detection_with_pce, large_batch_sharper, ours_above_plain,
     recovery_rates, riemannian_invariant, write_claims,
 )
@@ -128,6 +128,6 @@ def test_a_file_as_the_tables_folder_is_an_error(tmp_path):
 
 
 def test_every_table_a_check_reads_is_an_input_of_the_claims_rule():
-    from landscapes.pipeline.claims import INPUT_TABLES
+    from flatscape.pipeline.claims import INPUT_TABLES
 
     assert {needed for _, _, needed, _ in CHECKS} | {"table_3_2.csv", "table_3_3.csv"} == set(INPUT_TABLES)

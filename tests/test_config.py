@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import preset
-from landscapes.pipeline.config import ConfigError, validate_config
+from flatscape.pipeline.config import ConfigError, validate_config
 
 
 @pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful", "table37_protocols", "table37_protocols_gpu"])
@@ -73,7 +73,7 @@ def test_bad_warm_start_stage_is_rejected(stage, where):
 
 
 def test_left_out_keys_take_the_schema_defaults_which_match_the_library():
-    from landscapes.core.train import Optimiser
+    from flatscape.core.train import Optimiser
 
     cfg = preset("quick")
     opt = cfg["ch3"]["minima"]["rows"][0]["large"]["optimiser"]
@@ -100,8 +100,8 @@ def test_cross_field_problems_are_all_named():
 def test_settings_builds_frozen_nested_objects_and_names_missing_and_unknown_keys():
     import dataclasses
 
-    from landscapes.ch3.settings import RunSettings
-    from landscapes.pipeline.config import settings
+    from flatscape.ch3.settings import RunSettings
+    from flatscape.pipeline.config import settings
 
     cfg = validate_config(preset("quick"))
     row = cfg["ch3"]["minima"]["rows"][0]

@@ -30,7 +30,7 @@ from fixtures_data import (
 )
 from PIL import Image
 
-from landscapes.core.datasets import (
+from flatscape.core.datasets import (
     CIFAR10_CLASSES,
     DATASET_NAMES,
     DIGITS_TEST_FRACTION,
@@ -38,7 +38,7 @@ from landscapes.core.datasets import (
     load,
     materialise,
 )
-from landscapes.pipeline.io import ArtifactError, save_arrays
+from flatscape.pipeline.io import ArtifactError, save_arrays
 
 TV_CLASS = {"mnist": tvd.MNIST, "kmnist": tvd.KMNIST, "fashion_mnist": tvd.FashionMNIST}
 
@@ -462,6 +462,6 @@ def test_invalid_request_is_rejected_before_any_work(name, kwargs, message, tmp_
 
 
 def test_every_dataset_name_has_a_valid_source():
-    from landscapes.core.datasets import VALID_SOURCES
+    from flatscape.core.datasets import VALID_SOURCES
 
     assert set(VALID_SOURCES) == set(DATASET_NAMES) and all(VALID_SOURCES[n] for n in DATASET_NAMES)

@@ -6,18 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from landscapes.ch4.detection.boxes import box_dice, box_iou, centroid_distance, expand_boxes, match_boxes
-from landscapes.ch4.detection.coding import CodedVideo, clip_targets, code_video
-from landscapes.ch4.detection.crops import ClassifierJob, _crop_augment, crop_resize, train_crop_classifier
-from landscapes.ch4.detection.data import DetectorData, build_detector_dataset, yolo_label_text
-from landscapes.ch4.detection.scenes import generate_dataset
-from landscapes.ch4.detection.tables import table_4_2, table_4_3, table_4_4, table_multi_target
-from landscapes.ch4.detection.tracking import EvaluationJob, evaluate_detection, frame_records
-from landscapes.ch4.detection.video_io import Targets, Video
-from landscapes.ch4.detection.yolo import YoloTraining, _resumable, resolve_model, train_yolo, ultralytics_offline
-from landscapes.core.models import load
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.naming import fraction_label
+from flatscape.ch4.detection.boxes import box_dice, box_iou, centroid_distance, expand_boxes, match_boxes
+from flatscape.ch4.detection.coding import CodedVideo, clip_targets, code_video
+from flatscape.ch4.detection.crops import ClassifierJob, _crop_augment, crop_resize, train_crop_classifier
+from flatscape.ch4.detection.data import DetectorData, build_detector_dataset, yolo_label_text
+from flatscape.ch4.detection.scenes import generate_dataset
+from flatscape.ch4.detection.tables import table_4_2, table_4_3, table_4_4, table_multi_target
+from flatscape.ch4.detection.tracking import EvaluationJob, evaluate_detection, frame_records
+from flatscape.ch4.detection.video_io import Targets, Video
+from flatscape.ch4.detection.yolo import YoloTraining, _resumable, resolve_model, train_yolo, ultralytics_offline
+from flatscape.core.models import load
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.naming import fraction_label
 
 # ---- closed forms ----------------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ def test_every_page_of_the_nav_is_built_with_the_api_reference(site):
         assert (site / page).is_file(), page
     api = (site / "api/index.html").read_text()
     # mkdocstrings found the objects and rendered their docstrings
-    assert 'id="landscapes.core.flatness.measures.riemannian_spectral_norm"' in api
-    assert 'id="landscapes.pipeline.claims.claims_table"' in api
+    assert 'id="flatscape.core.flatness.measures.riemannian_spectral_norm"' in api
+    assert 'id="flatscape.pipeline.claims.claims_table"' in api
 
 
 def test_the_results_and_benchmark_pages_keep_their_places_for_new_results(site):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscapes.core.encoders import observation_mask, partial_observation, pce_encode, pce_encode_video, pce_mask
+from flatscape.core.encoders import observation_mask, partial_observation, pce_encode, pce_encode_video, pce_mask
 
 
 def _images(n=5, c=3, h=8, w=6, seed=0):

@@ -13,7 +13,7 @@ from scipy.sparse.linalg import eigsh
 from torch import nn
 from torch.func import functional_call
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     CurvatureOperator,
     LossHessian,
     WarmStage,
@@ -31,7 +31,7 @@ from landscapes.core.flatness import (
     spectral_norm,
     trace,
 )
-from landscapes.core.flatness.solvers import MIN_GAP_STEPS
+from flatscape.core.flatness.solvers import MIN_GAP_STEPS
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -379,7 +379,7 @@ def test_lanczos_finds_largest_algebraic_and_power_the_dominant(caplog):
     spectrum = torch.linalg.eigvalsh(scale[:, None] * hessian * scale[None, :])
     assert abs(spectrum[0]) > abs(spectrum[-1])  # the premise of this test
     assert riemannian_spectral_norm(model, neg, data, tol=1e-12).value == pytest.approx(spectrum[-1].item(), rel=1e-8)
-    with caplog.at_level(logging.WARNING, logger="landscapes.core.flatness"):
+    with caplog.at_level(logging.WARNING, logger="flatscape.core.flatness"):
         power = riemannian_spectral_norm(model, neg, data, method="power", tol=1e-10, max_hvp=5000)
     assert power.value == pytest.approx(spectrum[0].item(), rel=1e-6)
     assert "negative dominant eigenvalue" in caplog.text

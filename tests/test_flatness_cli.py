@@ -1,4 +1,4 @@
-"""``landscapes-flatness``: a ResNet-18 checkpoint with batch norm measured from the command
+"""``flatscape``: a ResNet-18 checkpoint with batch norm measured from the command
 line, every requested output, and bad input refused before any HVP (issue #16, part 5)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from PIL import Image
 from torch import nn
 
 from conftest import REPO
-from landscapes.core.flatness import riemannian_spectral_norm
-from landscapes.core.models import build_model
-from landscapes.flatness.cli import main
+from flatscape.core.flatness import riemannian_spectral_norm
+from flatscape.core.models import build_model
+from flatscape.flatness.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -66,7 +66,7 @@ def test_resnet18_checkpoint_measured_from_the_command_line(files, capsys):
 
 def test_every_measure_and_the_density_figure(files, capsys):
     out = files / "all.json"
-    rc = main(["--model", "landscapes:f1", "--weights", str(files / "f1.pt"), "--data", f"npz:{files / 'small.npz'}",
+    rc = main(["--model", "flatscape:f1", "--weights", str(files / "f1.pt"), "--data", f"npz:{files / 'small.npz'}",
                "--samples", "0", "--batch-size", "10", "--dtype", "float64", "--tol", "1e-7", "--measure", "both",
                "--top-k", "3", "--per-layer", "--trace", "--density", "--spread", "3", "--json", str(out), "--no-progress"])
     assert rc == 0
@@ -92,7 +92,7 @@ def _refused(capsys, tmp_path, args: list[str], message: str) -> None:
     samples = [] if "--samples" in args else ["--samples", "0"]
     rc = main([*args, *samples, "--json", str(out), "--density", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("landscapes-flatness: error: ") and "\n" not in err, err
+    assert rc == 2 and err.startswith("flatscape: error: ") and "\n" not in err, err
     assert message in err, err
     assert list(tmp_path.iterdir()) == []  # nothing written, not even the figure
 
@@ -101,16 +101,16 @@ def _refused(capsys, tmp_path, args: list[str], message: str) -> None:
     "model, weights, data, message",
     [
         ("torchvision:resnet9000", None, "small", "unknown torchvision model 'resnet9000'"),
-        ("landscapes:nope", None, "small", "unknown model 'nope'"),
+        ("flatscape:nope", None, "small", "unknown model 'nope'"),
         ("nosuchpackage.mod:build", None, "small", "cannot load model 'nosuchpackage.mod:build'"),
         ("resnet18", None, "small", "unknown model 'resnet18'"),
-        ("landscapes:f1", "missing.pt", "small", "weights file missing.pt does not exist"),
-        ("landscapes:f1", "junk.pt", "small", "holds no state dict"),
-        ("landscapes:f1", "mnist_fc.pt", "small", "do not match the model: unexpected 11.bias"),
+        ("flatscape:f1", "missing.pt", "small", "weights file missing.pt does not exist"),
+        ("flatscape:f1", "junk.pt", "small", "holds no state dict"),
+        ("flatscape:f1", "mnist_fc.pt", "small", "do not match the model: unexpected 11.bias"),
         ("torchvision:resnet18", "r18.pt", "small", "fc.weight (10, 512) vs (3, 512)"),
-        ("landscapes:f1", None, "nan", "the loss on the data is not finite"),
-        ("landscapes:f1", None, "elsewhere", "data file"),
-        ("landscapes:f1", None, "mars", "unknown data 'mars'"),
+        ("flatscape:f1", None, "nan", "the loss on the data is not finite"),
+        ("flatscape:f1", None, "elsewhere", "data file"),
+        ("flatscape:f1", None, "mars", "unknown data 'mars'"),
     ],
 )
 def test_bad_input_exits_with_one_line_before_any_hvp(files, tmp_path, capsys, model, weights, data, message):
@@ -126,21 +126,21 @@ def test_unsupported_parameter_and_wrong_class_count_are_refused(files, tmp_path
              "unsupported parameter weight: not initialised")
     _refused(capsys, tmp_path, ["--model", "torchvision:resnet18", "--num-classes", "10", "--data", small],
              "data of shape (1, 8, 8) does not fit the model: Given groups=1, weight of size [64, 3, 7, 7]")
-    _refused(capsys, tmp_path, ["--model", "landscapes:f1", "--num-classes", "2", "--data", small],
+    _refused(capsys, tmp_path, ["--model", "flatscape:f1", "--num-classes", "2", "--data", small],
              "not class scores for labels up to 2")
-    _refused(capsys, tmp_path, ["--model", "landscapes:f1", "--data", small, "--samples", "25"], "the data holds 24 samples")
-    _refused(capsys, tmp_path, ["--model", "landscapes:f1", "--data", small, "--top-k", "0"], "--top-k must be >= 1")
+    _refused(capsys, tmp_path, ["--model", "flatscape:f1", "--data", small, "--samples", "25"], "the data holds 24 samples")
+    _refused(capsys, tmp_path, ["--model", "flatscape:f1", "--data", small, "--top-k", "0"], "--top-k must be >= 1")
 
 
 def test_python_dash_m_runs_the_same_command(files, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "landscapes.flatness", "--model", "landscapes:nope", "--data", f"npz:{files / 'small.npz'}",
+        [sys.executable, "-m", "flatscape.flatness", "--model", "flatscape:nope", "--data", f"npz:{files / 'small.npz'}",
          "--samples", "0"],
         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO / "src"), "PATH": ""}, timeout=120,
     )
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("landscapes-flatness: error: unknown model 'nope'; ours are f1, c1")
+    assert len(lines) == 1 and lines[0].startswith("flatscape: error: unknown model 'nope'; ours are f1, c1")
 
 
 def test_image_folder_and_named_data_sets_are_read(files, tmp_path):
@@ -149,14 +149,14 @@ def test_image_folder_and_named_data_sets_are_read(files, tmp_path):
         (tmp_path / "images" / label).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "images" / label / f"{i}.png")
-    common = ["--model", "landscapes:f1", "--samples", "0", "--tol", "1e-4", "--no-progress"]
+    common = ["--model", "flatscape:f1", "--samples", "0", "--tol", "1e-4", "--no-progress"]
     assert main([*common, "--data", f"imagefolder:{tmp_path / 'images'}", "--json", str(tmp_path / "folder.json")]) == 0
     folder = json.loads((tmp_path / "folder.json").read_text())
     assert folder["samples"] == 6 and folder["input_shape"] == [3, 8, 8]
     # scikit-learn's digits through the pipeline's loader, cached under --data-root
-    args = ["--model", "landscapes:f1", "--data", "digits", "--samples", "40", "--data-root", str(tmp_path / "raw"),
+    args = ["--model", "flatscape:f1", "--data", "digits", "--samples", "40", "--data-root", str(tmp_path / "raw"),
             "--tol", "1e-4", "--no-progress", "--json", str(tmp_path / "digits.json")]
     assert main(args) == 0
     digits = json.loads((tmp_path / "digits.json").read_text())
     assert digits["samples"] == 40 and digits["input_shape"] == [1, 8, 8]
-    assert (tmp_path / "raw" / "landscapes-flatness" / "digits-sklearn.npz").is_file()
+    assert (tmp_path / "raw" / "flatscape" / "digits-sklearn.npz").is_file()

@@ -20,8 +20,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import REPO
-from landscapes.core.flatness import CurvatureOperator, spectral_norm, top_eigenpairs, trace
-from landscapes.core.flatness.distributed import active, rank_and_size, shard
+from flatscape.core.flatness import CurvatureOperator, spectral_norm, top_eigenpairs, trace
+from flatscape.core.flatness.distributed import active, rank_and_size, shard
 from test_flatness_norm import CE, bn_convnet, tiny_images
 
 SPLIT = 17  # rank 0 holds samples [0, 17), rank 1 [17, 30)
@@ -92,16 +92,16 @@ def test_ranks_see_the_group_and_shard_by_stride(two_ranks):
 
 
 def test_torchrun_two_processes_give_the_command_lines_single_process_value(tmp_path):
-    """The documented launch: `torchrun --standalone --nproc_per_node 2 -m landscapes.flatness` (gloo, CPU)."""
+    """The documented launch: `torchrun --standalone --nproc_per_node 2 -m flatscape.flatness` (gloo, CPU)."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "small.npz", x=rng.integers(0, 256, (24, 1, 8, 8), dtype=np.uint8), y=rng.integers(0, 3, 24))
-    common = ["--model", "landscapes:f1", "--data", f"npz:{tmp_path / 'small.npz'}", "--samples", "0", "--batch-size", "5",
+    common = ["--model", "flatscape:f1", "--data", f"npz:{tmp_path / 'small.npz'}", "--samples", "0", "--batch-size", "5",
               "--dtype", "float64", "--tol", "1e-11", "--max-hvp", "200", "--top-k", "2", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "landscapes.flatness", *common,
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "flatscape.flatness", *common,
                     "--json", str(tmp_path / "two.json")], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run([sys.executable, "-m", "landscapes.flatness", *common, "--json", str(tmp_path / "one.json")],
+    subprocess.run([sys.executable, "-m", "flatscape.flatness", *common, "--json", str(tmp_path / "one.json")],
                    env=env, check=True, capture_output=True, timeout=300)
     two, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("two", "one"))
     assert two["ranks"] == 2 and one["ranks"] == 1 and two["samples"] == one["samples"] == 24

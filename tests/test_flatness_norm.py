@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 from torch.func import functional_call
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     CurvatureOperator,
     euclidean_spectral_norm,
     parameter_blocks,

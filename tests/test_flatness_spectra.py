@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     CurvatureOperator,
     block_spectral_norms,
     layer_groups,

@@ -7,15 +7,15 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     WarmStage,
     auto_warm_start,
     euclidean_spectral_norm,
     lanczos,
     riemannian_spectral_norm,
 )
-from landscapes.core.flatness.defaults import AUTO_WARM_FRACTION, AUTO_WARM_MIN_SAMPLES, MIN_WARM_SAMPLES
-from landscapes.core.flatness.solvers import ritz_error
+from flatscape.core.flatness.defaults import AUTO_WARM_FRACTION, AUTO_WARM_MIN_SAMPLES, MIN_WARM_SAMPLES
+from flatscape.core.flatness.solvers import ritz_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

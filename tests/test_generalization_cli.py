@@ -1,4 +1,4 @@
-"""``landscapes-flatness --measure`` with the field's other measures (issue 26): the command's
+"""``flatscape --measure`` with the field's other measures (issue 26): the command's
 value is the library's on the same samples, and bad options are refused before any compute."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.flatness import GENERALIZATION_MEASURES, MEASURE_FUNCTIONS
-from landscapes.core.models import build_model
-from landscapes.flatness.cli import main
+from flatscape.core.flatness import GENERALIZATION_MEASURES, MEASURE_FUNCTIONS
+from flatscape.core.models import build_model
+from flatscape.flatness.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,7 +51,7 @@ def _samples(files):
 def test_each_measure_from_the_command_line_is_the_librarys(files, capsys, name):
     out = files / f"{name}.json"
     args, kwargs = OPTIONS[name]
-    rc = main(["--model", "landscapes:f1", "--weights", str(files / "f1.pt"), "--data", f"npz:{files / 'small.npz'}",
+    rc = main(["--model", "flatscape:f1", "--weights", str(files / "f1.pt"), "--data", f"npz:{files / 'small.npz'}",
                "--samples", "0", "--batch-size", "0", "--measure", name, *args, "--json", str(out), "--no-progress"])  # fmt: skip
     assert rc == 0
     got = json.loads(out.read_text())["measures"][name]
@@ -76,10 +76,10 @@ def test_each_measure_from_the_command_line_is_the_librarys(files, capsys, name)
 def test_bad_options_are_refused_before_anything_is_loaded(files, tmp_path, capsys, args, message):
     out = tmp_path / "never.json"
     # weights that do not exist: refused on the option first, so nothing is loaded
-    rc = main(["--model", "landscapes:f1", "--weights", "missing.pt", "--data", f"npz:{files / 'small.npz'}",
+    rc = main(["--model", "flatscape:f1", "--weights", "missing.pt", "--data", f"npz:{files / 'small.npz'}",
                *args, "--json", str(out), "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("landscapes-flatness: error: ") and message in err, err
+    assert rc == 2 and err.startswith("flatscape: error: ") and message in err, err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -88,11 +88,11 @@ def test_a_user_models_entry_takes_the_new_measures_and_their_options():
     import yaml
 
     from conftest import REPO
-    from landscapes.flatness.settings import FlatnessSettings
-    from landscapes.pipeline.config import ConfigError, settings, validate_config
+    from flatscape.flatness.settings import FlatnessSettings
+    from flatscape.pipeline.config import ConfigError, settings, validate_config
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    cfg["user_models"] = [{"name": "m", "model": "landscapes:f1", "data": "digits", "measure": "adaptive_sharpness", "rho": 0.3}]
+    cfg["user_models"] = [{"name": "m", "model": "flatscape:f1", "data": "digits", "measure": "adaptive_sharpness", "rho": 0.3}]
     entry = dict(validate_config(cfg)["user_models"][0])
     entry.pop("name")
     s = settings(FlatnessSettings, entry | {"device": "cpu", "data_source": None, "data_root": "data/raw",

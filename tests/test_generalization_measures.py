@@ -1,4 +1,4 @@
-"""The field's other flatness measures (landscapes.core.flatness.generalization): invariance
+"""The field's other flatness measures (flatscape.core.flatness.generalization): invariance
 under T_lambda where the papers prove it, closed forms on linear and quadratic models,
 determinism under a seed, and bad settings refused before any computation."""
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.flatness import (
+from flatscape.core.flatness import (
     GENERALIZATION_MEASURES,
     MEASURE_FUNCTIONS,
     adaptive_sharpness,
@@ -261,7 +261,7 @@ def test_parameter_draw_order_is_the_blocks_order():
 
 @pytest.mark.parametrize("target", [1e-3, 0.37, 5e3])
 def test_sigma_search_is_relatively_precise_at_any_scale(target):
-    from landscapes.core.flatness.pac_bayes import _largest_sigma
+    from flatscape.core.flatness.pac_bayes import _largest_sigma
 
     calls = []
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscapes.core.flatness import layers
-from landscapes.ch3.invariance import (
+from flatscape.core.flatness import layers
+from flatscape.ch3.invariance import (
     C1_LAMBDAS,
     F1_LAMBDAS,
     euclidean_vs_riemannian_table,

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscapes.ch3 import curves, measure, tables, train
-from landscapes.ch3.settings import MeasureSettings, RunSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import ArtifactError, load_json, save_arrays
+from flatscape.ch3 import curves, measure, tables, train
+from flatscape.ch3.settings import MeasureSettings, RunSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import ArtifactError, load_json, save_arrays
 
 
 def _write_dataset(path, n_train=120, n_test=40, size=8, seed=0):
@@ -104,7 +104,7 @@ def test_measure_riemannian_invariant_euclidean_not_and_normalised_matches_formu
     assert abs(r["euclidean_rescaled"] / r["euclidean"] - 1) > 1e-3
     assert r["normalised"] == pytest.approx(1e-6 * r["riemannian"] / (2 + 2 * r["flatness_loss"]), rel=1e-12)
     # flatness loss is the mean CE over the first 80 training images
-    from landscapes.core.datasets import load
+    from flatscape.core.datasets import load
 
     x, y = measure.flatness_data(load(data), 80, torch.device("cpu"))
     model = train.load_minimum(tmp_path / "m.pt").double()
@@ -175,7 +175,7 @@ def test_kendall_tables_see_the_rescaling_only_in_euclidean():
 
 
 def test_collect_runs_keeps_configured_row_order_and_rejects_damage(tmp_path):
-    from landscapes.pipeline.io import save_json
+    from flatscape.pipeline.io import save_json
 
     pairs = []
     for i, net in enumerate(("mnist_fc", "lenet")):
@@ -198,7 +198,7 @@ def test_collect_runs_keeps_configured_row_order_and_rejects_damage(tmp_path):
 def test_layer_normalised_curve_passes_through_the_minimum_and_restores_weights(tmp_path, one_thread):
     data = _write_dataset(tmp_path / "d.npz")
     _train(tmp_path, data, epochs=1, stop_loss=1e-12)
-    from landscapes.core.datasets import load
+    from flatscape.core.datasets import load
 
     model = train.load_minimum(tmp_path / "m.pt")
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -210,7 +210,7 @@ def test_layer_normalised_curve_passes_through_the_minimum_and_restores_weights(
     assert abs(curve[0] - at_min) > 1e-3 * at_min and abs(curve[2] - at_min) > 1e-3 * at_min
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     # layer normalisation: a rescaled copy of the network traces the same curve
-    from landscapes.core.flatness import rescale
+    from flatscape.core.flatness import rescale
 
     scaled = rescale(model, [4.0, 0.5, 0.5])
     again = curves.layer_normalised_curve(scaled, batch, [-1.0, 0.0, 1.0], seed=0)

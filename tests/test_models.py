@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.flatness import layers, rescale
-from landscapes.core.models import MODEL_NAMES, build_model, describe_architecture
+from flatscape.core.flatness import layers, rescale
+from flatscape.core.models import MODEL_NAMES, build_model, describe_architecture
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

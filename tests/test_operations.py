@@ -22,11 +22,11 @@ import pytest
 import torch
 import yaml
 
-from landscapes.pipeline.config import validate_config
+from flatscape.pipeline.config import validate_config
 
 from conftest import REPO
-from landscapes.pipeline.gpus import claim_gpu, release_gpu
-from landscapes.pipeline.io import save_checkpoint
+from flatscape.pipeline.gpus import claim_gpu, release_gpu
+from flatscape.pipeline.io import save_checkpoint
 from workflow_helpers import SNAKEMAKE, planned_jobs, scratch_workflow, snakemake
 
 pytestmark = pytest.mark.slow
@@ -204,7 +204,7 @@ def test_a_new_caption_file_is_picked_up_without_code_changes(finished):
 
 _HOLDER = """
 import sys
-from landscapes.pipeline.gpus import claim_gpu
+from flatscape.pipeline.gpus import claim_gpu
 print(claim_gpu(int(sys.argv[1]), sys.argv[2]), flush=True)
 sys.stdin.read()
 """

@@ -40,7 +40,7 @@ RES = f"results/{PRESET}"
 # this test only) points torchvision's KMNIST download and CIFAR-10 md5 lists at the fixtures.
 SITECUSTOMIZE = '''
 import json, os, sys
-_cfg = os.environ.get("LANDSCAPES_SMOKE_TORCHVISION")
+_cfg = os.environ.get("FLATSCAPE_SMOKE_TORCHVISION")
 if _cfg and any(("stage_dataset" in a or "fetch_dataset" in a) for a in sys.argv):
     import torchvision.datasets as tvd
     with open(_cfg) as fh:
@@ -98,7 +98,7 @@ def paper_run(tmp_path_factory):
         (work / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
         env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
         env.update(no_proxy="127.0.0.1,localhost", PYTHONPATH=str(work / "site"),
-                   LANDSCAPES_SMOKE_TORCHVISION=str(work / "torchvision_patch.json"))  # fmt: skip
+                   FLATSCAPE_SMOKE_TORCHVISION=str(work / "torchvision_patch.json"))  # fmt: skip
         t0 = time.perf_counter()
         staged = smoke(work, "data", env=env)
         requests = list(srv.requests)

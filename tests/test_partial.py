@@ -4,24 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from landscapes.ch4.partial.autoencoders import Reconstructor, load_reconstructor, train_autoencoder
-from landscapes.ch4.partial.classifier import train_classifier
-from landscapes.ch4.partial.detection import ObservedLoader
-from landscapes.ch4.partial.evaluate import evaluate_method
-from landscapes.ch4.partial.observe import augment, encode_test_sets, eval_mask_seed, observe_batch, observe_copies
-from landscapes.ch4.partial.settings import (
+from flatscape.ch4.partial.autoencoders import Reconstructor, load_reconstructor, train_autoencoder
+from flatscape.ch4.partial.classifier import train_classifier
+from flatscape.ch4.partial.detection import ObservedLoader
+from flatscape.ch4.partial.evaluate import evaluate_method
+from flatscape.ch4.partial.observe import augment, encode_test_sets, eval_mask_seed, observe_batch, observe_copies
+from flatscape.ch4.partial.settings import (
     Augment,
     AutoencoderSettings,
     ClassifierSettings,
     EncodeSettings,
     EvalSettings,
 )
-from landscapes.ch4.partial.tables import table_4_1, table_4_2c_map50
-from landscapes.core import models
-from landscapes.core.train import Optimiser
-from landscapes.pipeline.config import ConfigError, settings
-from landscapes.pipeline.io import load_arrays, load_json, save_arrays
-from landscapes.pipeline.naming import Ratio
+from flatscape.ch4.partial.tables import table_4_1, table_4_2c_map50
+from flatscape.core import models
+from flatscape.core.train import Optimiser
+from flatscape.pipeline.config import ConfigError, settings
+from flatscape.pipeline.io import load_arrays, load_json, save_arrays
+from flatscape.pipeline.naming import Ratio
 
 NO_AUGMENT = Augment(translate=0, flip=False, rotate_deg=0)
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 from test_minima import _train, _write_dataset
 
-from landscapes.ch3 import figures, measure, snapshots, tables
-from landscapes.ch3.settings import PathMeasureSettings
-from landscapes.core import train as core_train
-from landscapes.core.datasets import load
-from landscapes.core.flatness import riemannian_spectral_norm
-from landscapes.core.train import ForeignRunError, evaluate
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import load_checkpoint, save_json
+from flatscape.ch3 import figures, measure, snapshots, tables
+from flatscape.ch3.settings import PathMeasureSettings
+from flatscape.core import train as core_train
+from flatscape.core.datasets import load
+from flatscape.core.flatness import riemannian_spectral_norm
+from flatscape.core.train import ForeignRunError, evaluate
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import load_checkpoint, save_json
 
 SLOW = {"name": "adam", "lr": 3e-4, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0, "gamma": 1.0}
 

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscapes.ch3 import measure
-from landscapes.core.flatness import riemannian_spectral_norm
-from landscapes.core.train import evaluate
+from flatscape.ch3 import measure
+from flatscape.core.flatness import riemannian_spectral_norm
+from flatscape.core.train import evaluate
 
 
 def _confident(margin: float):
@@ -60,3 +60,21 @@ def test_float32_loses_the_hessian_of_a_confident_network_and_float64_keeps_it()
     f32 = riemannian_spectral_norm(net, F.cross_entropy, (x, y), tol=1e-6, max_hvp=200, dtype=torch.float32).value
     assert f64 == pytest.approx(ref, rel=1e-5)
     assert abs(f32 - ref) > 1e-2 * abs(ref)
+
+
+def test_the_ranking_measures_switch_to_float64_too(tmp_path, one_thread):
+    from test_minima import _train, _write_dataset
+
+    from flatscape.ch3 import ranking
+    from flatscape.pipeline.config import settings
+
+    data = _write_dataset(tmp_path / "d.npz")
+    _train(tmp_path, data, epochs=3)
+    base = dict(measures=["fisher_rao_norm"], samples=40, batch_size=None, dtype="float32", rho=0.05, steps=1,
+                average_rho=0.05, average_samples=1, pac_bayes_bound=0.1, pac_bayes_samples=1, pac_bayes_steps=1,
+                pac_bayes_criterion="error", pac_bayes_eps=1e-3, trace_probes=1, trace_tol=0.1, seed=0, device="cpu",
+                hyperparameters={})  # fmt: skip
+    for below, expected in ((None, "float32"), (10.0, "float64")):
+        s = settings(ranking.GeneralizationSettings, base | {"float64_below": below})
+        out = ranking.measure_run(tmp_path / "m.pt", data, s, device=torch.device("cpu"))
+        assert out["dtype"] == expected and out["flatness_loss_float64"] > 0

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from test_minima import _measure, _train, _write_dataset
 
 from conftest import preset
-from landscapes.ch3 import snapshots, tables
-from landscapes.core.flatness import rescale, riemannian_spectral_norm
-from landscapes.core.train import ForeignRunError
-from landscapes.pipeline.config import ConfigError, minima_row_id, validate_config
-from landscapes.pipeline.io import save_json
+from flatscape.ch3 import snapshots, tables
+from flatscape.core.flatness import rescale, riemannian_spectral_norm
+from flatscape.core.train import ForeignRunError
+from flatscape.pipeline.config import ConfigError, minima_row_id, validate_config
+from flatscape.pipeline.io import save_json
 
 SLOW = {"name": "adam", "lr": 3e-4, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0, "gamma": 1.0}
 FAST = {"name": "adam", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "lr_decay": 0.0, "step_size": 0, "gamma": 1.0}
@@ -39,7 +39,7 @@ def test_fixed_epoch_run_trains_exactly_its_epochs_and_ignores_the_ce_stop(tmp_p
 
 
 def test_fixed_epoch_run_refuses_a_ce_stop_runs_checkpoint(tmp_path, one_thread, monkeypatch):
-    from landscapes.core import train as core_train
+    from flatscape.core import train as core_train
 
     data = _write_dataset(tmp_path / "d.npz")
     real, calls = core_train.save_checkpoint, []
@@ -172,9 +172,9 @@ def test_the_conventions_that_carry_the_ratio_are_invariant_under_rescaling(tmp_
         assert runs[f"{c}_rescaled"].iloc[0] == pytest.approx(runs[c].iloc[0], rel=1e-6)
     assert abs(out["euclidean_rescaled"] / out["euclidean"] - 1) > 1e-3
     # the loss itself, L, is unchanged by T_lambda (so is lambda, checked elsewhere)
-    from landscapes.ch3.train import load_minimum
-    from landscapes.core.datasets import load
-    from landscapes.ch3.measure import flatness_data
+    from flatscape.ch3.train import load_minimum
+    from flatscape.core.datasets import load
+    from flatscape.ch3.measure import flatness_data
 
     model = load_minimum(tmp_path / "m.pt").double()
     x, y = flatness_data(load(data), 80, torch.device("cpu"))
@@ -187,7 +187,7 @@ def test_the_conventions_that_carry_the_ratio_are_invariant_under_rescaling(tmp_
 def test_a_killed_fixed_epoch_run_resumes_to_the_same_weights_and_snapshots(tmp_path, one_thread, monkeypatch):
     """Issue 29: a fixed-epoch run cut off mid-way (a session ending) and started again ends as an
     uninterrupted run does: the same network, the same history and the same snapshot files."""
-    from landscapes.core import train as core_train
+    from flatscape.core import train as core_train
 
     data = _write_dataset(tmp_path / "d.npz")
     whole = _train(tmp_path / "whole", data, epochs=40, stop_loss=None, optimiser=SLOW, model_path=tmp_path / "w.pt",

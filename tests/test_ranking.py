@@ -1,4 +1,4 @@
-"""The ranking of measures on a population of minima (landscapes.ch3.ranking): Kendall tau,
+"""The ranking of measures on a population of minima (flatscape.ch3.ranking): Kendall tau,
 Jiang et al.'s granulated tau, populations too small to rank, and the files it reads."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from landscapes.ch3.ranking import (
+from flatscape.ch3.ranking import (
     GeneralizationSettings,
     collect_population,
     granulated_tau,
@@ -18,7 +18,7 @@ from landscapes.ch3.ranking import (
     ranking_table,
     varying,
 )
-from landscapes.pipeline.config import ConfigError, load_config, settings, validate_config
+from flatscape.pipeline.config import ConfigError, load_config, settings, validate_config
 
 
 def _population(network: str = "mnist_fc") -> pd.DataFrame:

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landscapes.ch4.detection.boxes import box_iou
-from landscapes.ch4.detection.scenes import (
+from flatscape.ch4.detection.boxes import box_iou
+from flatscape.ch4.detection.scenes import (
     clip_box,
     generate_dataset,
     multi_truck_video,
@@ -13,8 +13,8 @@ from landscapes.ch4.detection.scenes import (
     still_scenes,
     truck_paint,
 )
-from landscapes.ch4.detection.trucks import CLASSES, SHAPES, draw_truck
-from landscapes.ch4.detection.video_io import (
+from flatscape.ch4.detection.trucks import CLASSES, SHAPES, draw_truck
+from flatscape.ch4.detection.video_io import (
     FORMAT,
     Targets,
     VideoFormatError,

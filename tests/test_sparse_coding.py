@@ -1,4 +1,4 @@
-"""Tests for landscapes.ch2 (thesis Chapter 2), on tiny synthetic problems."""
+"""Tests for flatscape.ch2 (thesis Chapter 2), on tiny synthetic problems."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import deep_merge, preset
-from landscapes.ch2 import descent, figures, gradients as gr, model, studies, tables
-from landscapes.ch2.settings import DataSettings, FigureSettings, Table21Settings, Table22Settings
-from landscapes.pipeline.config import ConfigError, settings, validate_config
+from flatscape.ch2 import descent, figures, gradients as gr, model, studies, tables
+from flatscape.ch2.settings import DataSettings, FigureSettings, Table21Settings, Table22Settings
+from flatscape.pipeline.config import ConfigError, settings, validate_config
 
 DATA = {"n": 8, "num_signals": 40, "a": 1.0, "b": 10.0, "seed": 0, "device": "cpu", "dtype": "float64"}
 

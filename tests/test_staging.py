@@ -21,12 +21,12 @@ from fixtures_data import (
     write_voc_devkit,
 )
 
-from landscapes.ch4.partial.detection import (
+from flatscape.ch4.partial.detection import (
     DetectionDataSettings,
     build_partial_detection_data,
 )
-from landscapes.core.datasets import DatasetError, load, materialise, stage
-from landscapes.core.datasets.voc import VocTar, stage_voc2007, voc_yolo_dir
+from flatscape.core.datasets import DatasetError, load, materialise, stage
+from flatscape.core.datasets.voc import VocTar, stage_voc2007, voc_yolo_dir
 
 
 
@@ -173,8 +173,8 @@ def test_staged_mnist_mirror_is_read_without_download_and_a_lost_file_is_named(t
 def test_a_non_jpeg_is_named_even_after_ultralytics_patched_pil(tmp_path):
     """Ultralytics replaces PIL's Image.open with one that turns an unidentified file into an
     import error (pi_heif); a process that loaded it must still get the clear error."""
-    from landscapes.ch4.detection.yolo import ultralytics_offline
-    from landscapes.core.datasets.voc import check_jpeg
+    from flatscape.ch4.detection.yolo import ultralytics_offline
+    from flatscape.core.datasets.voc import check_jpeg
 
     ultralytics_offline(tmp_path / "ultralytics")
     import ultralytics.utils.patches  # noqa: F401  (the patch under test)

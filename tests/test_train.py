@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscapes.core.train import ForeignRunError, Optimiser, evaluate, fit
+from flatscape.core.train import ForeignRunError, Optimiser, evaluate, fit
 
 
 def _data(n=96, seed=0):
@@ -120,7 +120,7 @@ def test_a_loss_callable_trains_a_denoiser():
 
 
 def test_fit_saves_the_network_with_its_spec_and_removes_the_checkpoint(tmp_path):
-    from landscapes.core.models import from_spec, load, model_spec
+    from flatscape.core.models import from_spec, load, model_spec
 
     x, y = _data()
     spec = model_spec("f1", in_channels=1, image_size=4, num_classes=2, mean=[0.5], std=[0.25], bias=False)

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscapes.core.models import from_spec, model_spec
-from landscapes.core.train import ForeignRunError, Optimiser, epoch_generator, fit
-from landscapes.core.train_group import fit_group
+from flatscape.core.models import from_spec, model_spec
+from flatscape.core.train import ForeignRunError, Optimiser, epoch_generator, fit
+from flatscape.core.train_group import fit_group
 
 
 def _data(n=64, size=12, seed=0):
@@ -217,7 +217,7 @@ def test_a_group_refuses_what_it_cannot_train_exactly():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_on_cuda_a_seed_in_a_group_equals_the_seed_alone_and_fit_equals_the_former_loop():
-    from landscapes.core.train import exact_float32
+    from flatscape.core.train import exact_float32
 
     with exact_float32():  # as Chapter 3's runs train: TF32 convolutions differ by kernel
         _cuda_group_equals_alone()
@@ -250,7 +250,7 @@ def _write_dataset(path):
     """The task of :func:`_data` as a data set file: hard enough that seeds stop at different epochs."""
     import numpy as np
 
-    from landscapes.pipeline.io import save_arrays
+    from flatscape.pipeline.io import save_arrays
 
     x, y = _data(n=96)
     save_arrays(path, x_train=x[:64].numpy(), y_train=y[:64].numpy(), x_test=x[64:].numpy(), y_test=y[64:].numpy(),
@@ -259,8 +259,8 @@ def _write_dataset(path):
 
 
 def _run_settings(seed, stop_loss=0.05, epochs=12):
-    from landscapes.ch3.settings import RunSettings
-    from landscapes.pipeline.config import settings
+    from flatscape.ch3.settings import RunSettings
+    from flatscape.pipeline.config import settings
 
     return settings(RunSettings, dict(
         network="f1", bias=False, train_size=None, batch_size=16, epochs=epochs, stop_loss=stop_loss, seed=seed,
@@ -276,8 +276,8 @@ def _paths(folder, seeds):
 
 @pytest.mark.parametrize("stop_loss, epochs", [(0.05, 12), (None, 5)], ids=["ce_stop", "fixed_epochs"])
 def test_runs_trained_in_one_job_end_like_runs_trained_alone(tmp_path, one_thread, stop_loss, epochs):
-    from landscapes.ch3 import train
-    from landscapes.core.models import load as load_network
+    from flatscape.ch3 import train
+    from flatscape.core.models import load as load_network
 
     data = _write_dataset(tmp_path / "d.npz")
     seeds = [0, 1, 3]
@@ -305,7 +305,7 @@ def test_runs_trained_in_one_job_end_like_runs_trained_alone(tmp_path, one_threa
 
 
 def test_a_job_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
-    from landscapes.ch3 import train
+    from flatscape.ch3 import train
 
     runs = [_run_settings(0), _run_settings(1, stop_loss=1e-3)]
     with pytest.raises(ValueError, match="differ only in their seed"):
@@ -313,8 +313,8 @@ def test_a_job_refuses_runs_that_differ_in_more_than_the_seed(tmp_path):
 
 
 def test_a_job_whose_seed_turns_non_finite_saves_the_others_and_then_fails(tmp_path, one_thread, monkeypatch):
-    from landscapes.ch3 import train
-    from landscapes.pipeline.io import load_json
+    from flatscape.ch3 import train
+    from flatscape.pipeline.io import load_json
 
     data = _write_dataset(tmp_path / "d.npz")
     start = train._start
@@ -341,9 +341,9 @@ def test_a_job_whose_seed_turns_non_finite_saves_the_others_and_then_fails(tmp_p
 
 
 def test_the_config_checks_list_of_ungroupable_networks_is_the_libraries():
-    from landscapes.core.models import REGISTRY
-    from landscapes.core.train_group import inexact_layers
-    from landscapes.pipeline.naming import UNGROUPABLE_NETWORKS
+    from flatscape.core.models import REGISTRY
+    from flatscape.core.train_group import inexact_layers
+    from flatscape.pipeline.naming import UNGROUPABLE_NETWORKS
 
     found = {n: tuple(inexact_layers(n)) for n in REGISTRY if inexact_layers(n)}
     assert found == UNGROUPABLE_NETWORKS

@@ -1,5 +1,5 @@
 """The workflow's user_models rule (issue #16): a ResNet-18 checkpoint with batch norm on npz
-data measured by the `landscapes-flatness` tool as a cached job, part of `all` only when listed."""
+data measured by the `flatscape` tool as a cached job, part of `all` only when listed."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO
 from workflow_helpers import planned_jobs, scratch_workflow, snakemake
 
-from landscapes.pipeline.io import load_arrays
+from flatscape.pipeline.io import load_arrays
 
 pytestmark = pytest.mark.slow
 

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from landscapes.ch2.figures import figure
-from landscapes.ch2.settings import FigureSettings
-from landscapes.pipeline import config, io
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch2.figures import figure
+from flatscape.ch2.settings import FigureSettings
+from flatscape.pipeline import config, io
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -3,11 +3,11 @@ extension and the bias-reading study, from one pass over the grid (thesis Sec. 2
 
 from pathlib import Path
 
-from landscapes.ch2.settings import Table21Settings
-from landscapes.ch2.studies import table_2_1
-from landscapes.ch2.tables import table_2_1_captions
-from landscapes.pipeline import config, io
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch2.settings import Table21Settings
+from flatscape.ch2.studies import table_2_1
+from flatscape.ch2.tables import table_2_1_captions
+from flatscape.pipeline import config, io
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

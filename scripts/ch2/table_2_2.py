@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from landscapes.ch2.descent import table_2_2
-from landscapes.ch2.settings import Table22Settings
-from landscapes.pipeline import config, io
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch2.descent import table_2_2
+from flatscape.ch2.settings import Table22Settings
+from flatscape.pipeline import config, io
+from flatscape.pipeline.runtime import start_job
 
 CAPTION = "Table 2.2: share of the initial columnwise distance to A* covered by gradient descent, thesis values beside"
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from landscapes.ch3.invariance import table_3_1
-from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.invariance import table_3_1
+from flatscape.pipeline.io import write_table
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Riemannian lambda_max against training CE along every run's training path (beyond the thesis)."""
 
-from landscapes.ch3.figures import path_figure
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.figures import path_figure
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from landscapes.ch3.invariance import invariance_tables
-from landscapes.ch3.settings import InvarianceSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.invariance import invariance_tables
+from flatscape.ch3.settings import InvarianceSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import write_table
+from flatscape.pipeline.runtime import select_device, start_job
 
 CAPTIONS = {
     "table_3_2": "Table 3.2: Relative difference in spectral norms for F1 under different transformations",

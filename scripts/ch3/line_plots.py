@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from landscapes.ch3.curves import figure_3_2_curves
-from landscapes.ch3.figures import plot_line_curves
-from landscapes.ch3.settings import LinePlotSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import atomic_path
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.curves import figure_3_2_curves
+from flatscape.ch3.figures import plot_line_curves
+from flatscape.ch3.settings import LinePlotSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import atomic_path
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

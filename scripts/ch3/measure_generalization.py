@@ -1,9 +1,9 @@
 """The field's other flatness and generalization measures at one trained run of Sec. 3.5 (beyond the thesis)."""
 
-from landscapes.ch3.ranking import GeneralizationSettings, measure_run
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.ranking import GeneralizationSettings, measure_run
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import save_json
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

@@ -1,10 +1,10 @@
 """Flatness of one trained run of Sec. 3.5 (raw, normalised, Euclidean, and after a random T_lambda)."""
 
-from landscapes.ch3.measure import measure_minimum
-from landscapes.ch3.settings import MeasureSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.measure import measure_minimum
+from flatscape.ch3.settings import MeasureSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import save_json
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

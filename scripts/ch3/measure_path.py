@@ -1,10 +1,10 @@
 """Flatness, test accuracy and training CE of one run's snapshot on its training path (beyond the thesis)."""
 
-from landscapes.ch3.measure import measure_snapshot
-from landscapes.ch3.settings import PathMeasureSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import save_json
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.measure import measure_snapshot
+from flatscape.ch3.settings import PathMeasureSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import save_json
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

@@ -1,10 +1,10 @@
 """Figure 3.1: convergence of the Riemannian power method (and Lanczos) for F1 on synthetic data."""
 
-from landscapes.ch3.invariance import convergence_figure
-from landscapes.ch3.settings import ConvergenceSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import atomic_path
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.invariance import convergence_figure
+from flatscape.ch3.settings import ConvergenceSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import atomic_path
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Figures 3.3-3.6: flatness vs test accuracy, one figure per data set."""
 
-from landscapes.ch3.figures import scatter_figures
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.figures import scatter_figures
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from landscapes.ch3.settings import SettingsTables
-from landscapes.ch3.tables import settings_tables
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.settings import SettingsTables
+from flatscape.ch3.tables import settings_tables
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.io import write_table
+from flatscape.pipeline.runtime import start_job
 
 CAPTIONS = {
     "table_3_4": "Table 3.4: Datasets and deep network architectures used",

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from landscapes.ch3.tables import minima_tables
-from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.tables import minima_tables
+from flatscape.pipeline.io import write_table
+from flatscape.pipeline.runtime import start_job
 
 # output key -> (caption, number format)
 TABLES = {

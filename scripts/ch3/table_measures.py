@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from landscapes.ch3.ranking import measures_tables, plot_measures
-from landscapes.pipeline.io import write_table
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch3.ranking import measures_tables, plot_measures
+from flatscape.pipeline.io import write_table
+from flatscape.pipeline.runtime import start_job
 
 # output key -> (caption, number format)
 TABLES = {

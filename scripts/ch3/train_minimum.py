@@ -1,10 +1,10 @@
 """Train small- or large-batch runs of Sec. 3.5 to their minima: one seed, or several together
 (ch3.minima.seeds_per_job); each output pair (network, metrics) is one seed's run."""
 
-from landscapes.ch3.settings import RunSettings
-from landscapes.ch3.train import train_minima
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch3.settings import RunSettings
+from flatscape.ch3.train import train_minima
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def _listed(value):

@@ -1,7 +1,7 @@
 """Materialise one data set as a standardised .npz from its staged files (rule ``dataset``; never downloads)."""
 
-from landscapes.core.datasets import materialise
-from landscapes.pipeline.runtime import start_job
+from flatscape.core.datasets import materialise
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Fetch or unpack one data set under data.root and verify it (rule ``stage_dataset``, a local rule)."""
 
-from landscapes.core.datasets import stage
-from landscapes.pipeline.runtime import start_job
+from flatscape.core.datasets import stage
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
-"""The thesis's claims against this run's tables (landscapes.pipeline.claims)."""
+"""The thesis's claims against this run's tables (flatscape.pipeline.claims)."""
 
-from landscapes.pipeline.claims import write_claims
-from landscapes.pipeline.runtime import start_job
+from flatscape.pipeline.claims import write_claims
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,9 +1,9 @@
-"""Flatness of one entry of the config's user_models (the landscapes-flatness tool as a job)."""
+"""Flatness of one entry of the config's user_models (the flatscape tool as a job)."""
 
-from landscapes.flatness.cli import run
-from landscapes.flatness.settings import FlatnessSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.flatness.cli import run
+from flatscape.flatness.settings import FlatnessSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

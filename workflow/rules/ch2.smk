@@ -24,7 +24,7 @@ rule table_2_1:
     benchmark:
         f"{BENCH}/ch2/table_2_1.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -44,7 +44,7 @@ rule table_2_2:
     benchmark:
         f"{BENCH}/ch2/table_2_2.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -65,7 +65,7 @@ rule figure_2_1:
     benchmark:
         f"{BENCH}/ch2/figure_2_1.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(6000),
@@ -85,7 +85,7 @@ rule figure_2_2:
     benchmark:
         f"{BENCH}/ch2/figure_2_2.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(6000),

@@ -1,7 +1,7 @@
 # Helpers of ch2.smk: settings per job (its params), outputs per target, input functions.
 
 CH2 = config["ch2"]
-# The generative model every job draws its data from (landscapes.ch2.settings.DataSettings).
+# The generative model every job draws its data from (flatscape.ch2.settings.DataSettings).
 CH2_DATA = ("n", "num_signals", "a", "b", "seed", "device", "dtype")
 # Per job: its settings field -> the ch2 config key it reads. A job's params hold only
 # these, so editing a key (a figure's t range) reruns only the jobs that read it.
@@ -15,7 +15,7 @@ CH2_JOB_KEYS = {
 
 
 def ch2_params(job):
-    """The settings of one Chapter 2 job, as its landscapes.ch2.settings class takes them."""
+    """The settings of one Chapter 2 job, as its flatscape.ch2.settings class takes them."""
     return {"data": {key: CH2[key] for key in CH2_DATA}, **{field: CH2[key] for field, key in CH2_JOB_KEYS[job].items()}}
 
 

@@ -1,6 +1,6 @@
 # Chapter 3: Sec. 3.4.2's invariance on synthetic data and Sec. 3.5's small- vs large-batch
 # minima. Each rule's params are exactly the fields of its job's settings class
-# (landscapes.ch3.settings), so a setting reruns only the jobs that read it.
+# (flatscape.ch3.settings), so a setting reruns only the jobs that read it.
 
 
 include: "ch3_helpers.smk"
@@ -19,7 +19,7 @@ rule table_3_1:
     benchmark:
         f"{BENCH}/ch3/table_3_1.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/architectures.py"
@@ -39,7 +39,7 @@ rule ch3_invariance_tables:
     benchmark:
         f"{BENCH}/ch3/invariance_tables.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -60,7 +60,7 @@ rule figure_3_1:
     benchmark:
         f"{BENCH}/ch3/figure_3_1.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -89,7 +89,7 @@ if MINIMA["seeds_per_job"] == 1:
         benchmark:
             f"{BENCH}/ch3/minima/train_{{row}}_{{batch}}_seed{{seed}}.tsv"
         conda:
-            "../../envs/landscapes.yaml"
+            "../../envs/flatscape.yaml"
         threads: 1
         resources:
             gpu=1,
@@ -121,7 +121,7 @@ for _row, _batch, _seeds in minima_train_groups():
         benchmark:
             f"{BENCH}/ch3/minima/train_{_row}_{_batch}_seeds{_seeds[0]}-{_seeds[-1]}.tsv"
         conda:
-            "../../envs/landscapes.yaml"
+            "../../envs/flatscape.yaml"
         threads: 1
         resources:
             gpu=1,
@@ -144,7 +144,7 @@ rule measure_minimum:
     benchmark:
         f"{BENCH}/ch3/minima/measure_{{row}}_{{batch}}_seed{{seed}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -174,7 +174,7 @@ rule measure_path:
     benchmark:
         f"{BENCH}/ch3/minima/measure_path_{{row}}_{{batch}}_seed{{seed}}_ce{{threshold}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -196,7 +196,7 @@ rule table_3_path:
     benchmark:
         f"{BENCH}/ch3/table_3_path.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/table_3_path.py"
@@ -212,7 +212,7 @@ rule figure_3_path:
     benchmark:
         f"{BENCH}/ch3/figure_3_path.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/figure_3_path.py"
@@ -230,7 +230,7 @@ rule ch3_settings_tables:
     benchmark:
         f"{BENCH}/ch3/settings_tables.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/settings_tables.py"
@@ -252,7 +252,7 @@ rule table_3_7:
     benchmark:
         f"{BENCH}/ch3/table_3_7.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/table_3_7.py"
@@ -268,7 +268,7 @@ rule ch3_scatter_figures:
     benchmark:
         f"{BENCH}/ch3/scatter_figures.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/scatter_figures.py"
@@ -288,7 +288,7 @@ rule figure_3_2:
     benchmark:
         f"{BENCH}/ch3/figure_3_2.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,

@@ -1,6 +1,6 @@
 # Helpers of ch3.smk: settings per job (its params), outputs per target, input functions.
 
-from landscapes.pipeline.config import minima_row_id, minima_row_stop
+from flatscape.pipeline.config import minima_row_id, minima_row_stop
 
 CH3 = config["ch3"]
 INVARIANCE = CH3["invariance"]
@@ -68,7 +68,7 @@ def minima_row_dataset(wildcards):
 
 
 def minima_train_params(row_id, batch):
-    """landscapes.ch3.settings.RunSettings of a row's runs at one batch size, all but the seed:
+    """flatscape.ch3.settings.RunSettings of a row's runs at one batch size, all but the seed:
     run s trains from seed + s, s read from its output's name (minima_train_runs). A job's
     non-derived params are then the same whichever seeds it trains, so that changing
     ch3.minima.seeds_per_job reruns nothing (Snakemake compares them per output file)."""
@@ -113,7 +113,7 @@ def minima_train_groups():
 
 
 def minima_measure_params(wildcards):
-    """landscapes.ch3.settings.MeasureSettings of one run."""
+    """flatscape.ch3.settings.MeasureSettings of one run."""
     row = MINIMA_ROWS[wildcards.row]
     return {
         "samples": row["flatness_samples"],
@@ -126,7 +126,7 @@ def minima_measure_params(wildcards):
 
 
 def minima_path_measure_params(wildcards):
-    """landscapes.ch3.settings.PathMeasureSettings of one run's snapshot."""
+    """flatscape.ch3.settings.PathMeasureSettings of one run's snapshot."""
     row = MINIMA_ROWS[wildcards.row]
     return {
         "threshold": float(wildcards.threshold),
@@ -148,7 +148,7 @@ def line_plot_rows():
 
 
 def line_plot_params():
-    """landscapes.ch3.settings.LinePlotSettings."""
+    """flatscape.ch3.settings.LinePlotSettings."""
     rows = [
         {"dataset": r["dataset"], "network": r["network"], "arm": r["arm"], "flatness_samples": r["flatness_samples"],
          "small_batch": r["small"]["batch_size"], "large_batch": r["large"]["batch_size"]}

@@ -21,7 +21,7 @@ rule measure_generalization:
     benchmark:
         f"{BENCH}/ch3/minima/measures_{{row}}_{{batch}}_seed{{seed}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -44,7 +44,7 @@ rule table_measures:
     benchmark:
         f"{BENCH}/ch3/table_measures.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch3/table_measures.py"

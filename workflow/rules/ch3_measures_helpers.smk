@@ -10,7 +10,7 @@ def ch3_measures_outputs():
 
 
 def minima_generalization_params(wildcards):
-    """landscapes.ch3.ranking.GeneralizationSettings of one run, with the hyperparameters it was trained with."""
+    """flatscape.ch3.ranking.GeneralizationSettings of one run, with the hyperparameters it was trained with."""
     row = MINIMA_ROWS[wildcards.row]
     batch = row[wildcards.batch]
     cfg = {k: v for k, v in MEASURES_CFG.items() if k != "enabled"}

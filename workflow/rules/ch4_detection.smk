@@ -2,7 +2,7 @@
 # Figures 4.3-4.5); Sec. 4.4.2: detection under partial observation (Figure 4.2c).
 # Stage `base` trains on the day-1 videos and tests on day 2; stage `finetune` adapts both
 # networks to the first multi-target video and tests on the second. Each rule's `cfg`
-# holds exactly the fields of its job's settings class (landscapes.ch4.detection).
+# holds exactly the fields of its job's settings class (flatscape.ch4.detection).
 
 
 include: "ch4_detection_helpers.smk"
@@ -18,7 +18,7 @@ rule detection_videos:
     benchmark:
         f"{BENCH}/ch4/detection/videos.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -41,7 +41,7 @@ rule detection_yolo_data:
     benchmark:
         f"{BENCH}/ch4/detection/yolo_data_{{stage}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -69,7 +69,7 @@ rule train_detector:
     benchmark:
         f"{BENCH}/ch4/detection/train_detector_{{stage}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -95,7 +95,7 @@ rule train_crop_classifier:
     benchmark:
         f"{BENCH}/ch4/detection/train_classifier_{{stage}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -122,7 +122,7 @@ rule evaluate_detection:
     benchmark:
         f"{BENCH}/ch4/detection/evaluate_{{stage}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -143,7 +143,7 @@ rule detection_tables:
     benchmark:
         f"{BENCH}/tables/table_4_2_to_4_4.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/detection/detection_tables.py"
@@ -159,7 +159,7 @@ rule detection_multi_target_table:
     benchmark:
         f"{BENCH}/tables/table_4_multi_target.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/detection/multi_target_table.py"
@@ -177,7 +177,7 @@ rule figure_4_3:
     benchmark:
         f"{BENCH}/figures/figure_4_3.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/detection/figure_4_3.py"
@@ -195,7 +195,7 @@ rule figure_4_4:
     benchmark:
         f"{BENCH}/figures/figure_4_4.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/detection/figure_4_4.py"
@@ -214,7 +214,7 @@ rule figure_4_5:
     benchmark:
         f"{BENCH}/figures/figure_4_5.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/detection/figure_4_5.py"

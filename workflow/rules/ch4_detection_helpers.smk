@@ -69,7 +69,7 @@ def pce_params(**extra):
 
 
 def detector_data_params(wildcards):
-    """landscapes.ch4.detection.data.DetectorData"""
+    """flatscape.ch4.detection.data.DetectorData"""
     p, d = DETECTION["pce"], DETECTION["detector"]
     return {
         "splits": detection_train_splits(wildcards.stage),
@@ -83,7 +83,7 @@ def detector_data_params(wildcards):
 
 
 def detector_params(wildcards):
-    """landscapes.ch4.detection.yolo.DetectorJob; the finetune stage starts from the base detector (its `init` input)."""
+    """flatscape.ch4.detection.yolo.DetectorJob; the finetune stage starts from the base detector (its `init` input)."""
     d = DETECTION["detector"]
     base = wildcards.stage == "base"
     return {
@@ -101,7 +101,7 @@ def detector_params(wildcards):
 
 
 def classifier_params(wildcards):
-    """landscapes.ch4.detection.crops.ClassifierJob"""
+    """flatscape.ch4.detection.crops.ClassifierJob"""
     c, p, d = DETECTION["classifier"], DETECTION["pce"], DETECTION["detector"]
     return {
         "splits": detection_train_splits(wildcards.stage),
@@ -127,7 +127,7 @@ def classifier_params(wildcards):
 
 
 def detection_eval_params(wildcards):
-    """landscapes.ch4.detection.tracking.EvaluationJob"""
+    """flatscape.ch4.detection.tracking.EvaluationJob"""
     p, e, c = DETECTION["pce"], DETECTION["evaluation"], DETECTION["classifier"]
     return {
         "split": detection_test_split(wildcards.stage),

@@ -1,6 +1,6 @@
 # Chapter 4, partial observation: classification (Sec. 4.4.1: Table 4.1, Figures 4.2a/b)
 # and detection (Sec. 4.4.2: Figure 4.2c). Observation ratios are
-# landscapes.pipeline.naming.Ratio objects throughout: `.wildcard` names files,
+# flatscape.pipeline.naming.Ratio objects throughout: `.wildcard` names files,
 # `.label` names table columns, and the jobs' settings receive the Ratio itself.
 
 
@@ -20,7 +20,7 @@ rule encode_partial_test:
     benchmark:
         f"{BENCH}/ch4/partial/encode.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
@@ -44,7 +44,7 @@ rule train_partial_classifier:
     benchmark:
         f"{BENCH}/ch4/partial/train_{{method}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -68,7 +68,7 @@ rule train_autoencoder:
     benchmark:
         f"{BENCH}/ch4/partial/train_autoencoder_ratio{{ratio}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -90,7 +90,7 @@ rule evaluate_partial:
     benchmark:
         f"{BENCH}/ch4/partial/eval_{{method}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -121,7 +121,7 @@ rule time_partial:
     benchmark:
         f"{BENCH}/ch4/partial/time_partial.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -145,7 +145,7 @@ rule table_4_1:
     benchmark:
         f"{BENCH}/tables/table_4_1.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/partial/table_4_1.py"
@@ -161,7 +161,7 @@ rule figure_4_2a:
     benchmark:
         f"{BENCH}/figures/figure_4_2a.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/partial/figure_4_2a.py"
@@ -177,7 +177,7 @@ rule figure_4_2b:
     benchmark:
         f"{BENCH}/figures/figure_4_2b.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/partial/figure_4_2b.py"
@@ -196,7 +196,7 @@ rule partial_detection_data:
     benchmark:
         f"{BENCH}/ch4/detection/partial_data.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -222,7 +222,7 @@ rule train_partial_detector:
     benchmark:
         f"{BENCH}/ch4/detection/train_partial_detector_{{method}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -249,7 +249,7 @@ rule evaluate_partial_detector:
     benchmark:
         f"{BENCH}/ch4/detection/evaluate_partial_detector_{{method}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,
@@ -270,7 +270,7 @@ rule figure_4_2c:
     benchmark:
         f"{BENCH}/figures/figure_4_2c.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/ch4/partial/figure_4_2c.py"

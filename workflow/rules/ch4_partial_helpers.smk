@@ -1,6 +1,6 @@
 # Helpers of ch4_partial.smk: settings per job (its params), outputs per target, input functions.
 
-from landscapes.pipeline.naming import Ratio
+from flatscape.pipeline.naming import Ratio
 
 PARTIAL = config["ch4"]["partial"]
 PARTIAL_DIR = f"{RES}/ch4/partial"

@@ -22,7 +22,7 @@ rule claims:
     benchmark:
         f"{BENCH}/tables/claims.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/tools/claims.py"

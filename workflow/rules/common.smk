@@ -13,8 +13,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 # Every job inherits this; set OMP_WAIT_POLICY yourself to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from landscapes.pipeline.config import STAGED_SOURCES, datasets_in_use, validate_config
-from landscapes.pipeline.naming import CLAIM_TABLES, SCATTER_FIGURES, fraction_label
+from flatscape.pipeline.config import STAGED_SOURCES, datasets_in_use, validate_config
+from flatscape.pipeline.naming import CLAIM_TABLES, SCATTER_FIGURES, fraction_label
 
 
 # Fail before the DAG is built: a bad key names itself and nothing runs.
@@ -164,7 +164,7 @@ def ch4_outputs():
 
 
 def claims_inputs():
-    """The tables the claims summary reads (landscapes.pipeline.naming.CLAIM_TABLES) that this preset builds."""
+    """The tables the claims summary reads (flatscape.pipeline.naming.CLAIM_TABLES) that this preset builds."""
     wanted = set(CLAIM_TABLES)
     return sorted({str(p) for p in ch2_outputs() + ch3_outputs() + ch4_outputs() if os.path.basename(str(p)) in wanted})
 

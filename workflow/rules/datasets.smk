@@ -25,7 +25,7 @@ rule stage_dataset:
     benchmark:
         f"{BENCH}/datasets/stage_{{dataset}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     script:
         "../../scripts/data/stage_dataset.py"
@@ -49,7 +49,7 @@ rule dataset:
     benchmark:
         f"{BENCH}/datasets/{{dataset}}.tsv"
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),

@@ -1,4 +1,4 @@
-# Flatness of your own checkpoints (config key user_models): the landscapes-flatness tool
+# Flatness of your own checkpoints (config key user_models): the flatscape tool
 # as a rule, so each measurement is cached and lands in the report beside the thesis's.
 
 
@@ -19,7 +19,7 @@ rule measure_user_model:
     wildcard_constraints:
         name="[A-Za-z0-9_-]+",
     conda:
-        "../../envs/landscapes.yaml"
+        "../../envs/flatscape.yaml"
     threads: JOB_THREADS
     resources:
         gpu=1,

@@ -34,7 +34,7 @@ def user_model_inputs(wildcards):
 
 
 def user_model_params(wildcards):
-    """The fields of landscapes.flatness.FlatnessSettings: the entry, plus where the pipeline keeps data."""
+    """The fields of flatscape.flatness.FlatnessSettings: the entry, plus where the pipeline keeps data."""
     entry = dict(_user_model(wildcards))
     entry.pop("name")
     named = _named_dataset(entry)

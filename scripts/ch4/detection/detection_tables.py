@@ -1,7 +1,7 @@
 """Tables 4.2-4.4 (and the track-vote variant of 4.4) from the per-fraction records."""
 
-from landscapes.ch4.detection.tables import write_detection_tables
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.tables import write_detection_tables
+from flatscape.pipeline.runtime import start_job
 
 TABLES = ("table_4_2", "table_4_3", "table_4_4", "track_vote")
 

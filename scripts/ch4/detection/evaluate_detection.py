@@ -1,8 +1,8 @@
 """Detect, track and classify at every coded-aperture fraction of one stage (Sec. 4.5.3)."""
 
-from landscapes.ch4.detection.tracking import EvaluationJob, evaluate_detection
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.tracking import EvaluationJob, evaluate_detection
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

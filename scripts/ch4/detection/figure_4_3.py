@@ -1,8 +1,8 @@
 """Figure 4.3, conventional exposure vs PCE, from a real pce_encode mask."""
 
-from landscapes.ch4.detection.figures import CodingFigure, plot_figure_4_3
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.figures import CodingFigure, plot_figure_4_3
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,8 +1,8 @@
 """Figure 4.4, a training frame and its 50/25/12.5% PCE versions."""
 
-from landscapes.ch4.detection.figures import CodedPanels, plot_figure_4_4
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.figures import CodedPanels, plot_figure_4_4
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

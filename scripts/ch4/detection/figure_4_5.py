@@ -1,8 +1,8 @@
 """Figure 4.5, detections and predicted classes on a test frame at 100/50/25/12.5%."""
 
-from landscapes.ch4.detection.figures import CodedPanels, plot_figure_4_5
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.figures import CodedPanels, plot_figure_4_5
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

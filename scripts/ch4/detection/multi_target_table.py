@@ -1,7 +1,7 @@
 """The multi-target test video after fine-tuning (Sec. 4.5.1's second data set)."""
 
-from landscapes.ch4.detection.tables import write_multi_target_table
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.tables import write_multi_target_table
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

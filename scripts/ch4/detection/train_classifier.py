@@ -1,8 +1,8 @@
 """Train (stage base) or fine-tune (stage finetune) the crop ResNet-18 of Sec. 4.5.2."""
 
-from landscapes.ch4.detection.crops import ClassifierJob, train_crop_classifier
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.crops import ClassifierJob, train_crop_classifier
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,8 +1,8 @@
 """Train (stage base) or fine-tune (stage finetune) the YOLO detector of Sec. 4.5."""
 
-from landscapes.ch4.detection.yolo import DetectorJob, train_detector
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.yolo import DetectorJob, train_detector
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

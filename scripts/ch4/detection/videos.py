@@ -1,8 +1,8 @@
 """The Sec. 4.5 videos, synthetic or a user's folder (docs/video_format.md)."""
 
-from landscapes.ch4.detection.scenes import VideosJob, build_videos
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.scenes import VideosJob, build_videos
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

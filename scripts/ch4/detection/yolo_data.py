@@ -1,8 +1,8 @@
 """The detector's images and labels: full frames plus PCE frames (Sec. 4.5.3)."""
 
-from landscapes.ch4.detection.data import DetectorData, build_detector_dataset
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.detection.data import DetectorData, build_detector_dataset
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

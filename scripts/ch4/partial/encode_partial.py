@@ -1,9 +1,9 @@
 """Observe the test set at each of Table 4.1's ratios (Sec. 4.3) and cache each."""
 
-from landscapes.ch4.partial.observe import encode_test_sets
-from landscapes.ch4.partial.settings import EncodeSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.observe import encode_test_sets
+from flatscape.ch4.partial.settings import EncodeSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

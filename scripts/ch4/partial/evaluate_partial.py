@@ -1,9 +1,9 @@
 """Accuracy and wall time of one method on each observed test set (a row of Table 4.1)."""
 
-from landscapes.ch4.partial.evaluate import evaluate_method
-from landscapes.ch4.partial.settings import EvalSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.evaluate import evaluate_method
+from flatscape.ch4.partial.settings import EvalSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

@@ -1,8 +1,8 @@
 """mAP50 of one Figure 4.2c detector at every test observation ratio."""
 
-from landscapes.ch4.partial.detection import DetectorEvalSettings, evaluate_partial_detector
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.detection import DetectorEvalSettings, evaluate_partial_detector
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Figure 4.2a from Table 4.1."""
 
-from landscapes.ch4.partial.figures import figure_4_2a
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.figures import figure_4_2a
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Figure 4.2b from its timing table."""
 
-from landscapes.ch4.partial.figures import figure_4_2b
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.figures import figure_4_2b
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Figure 4.2c (mAP50 against observation ratio) and the table behind it."""
 
-from landscapes.ch4.partial.figures import figure_4_2c
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.figures import figure_4_2c
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

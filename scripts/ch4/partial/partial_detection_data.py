@@ -1,8 +1,8 @@
 """The images of Figure 4.2c (synthetic multi-object scenes, or Pascal VOC 2007)."""
 
-from landscapes.ch4.partial.detection import DetectionDataSettings, partial_detection_data
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.detection import DetectionDataSettings, partial_detection_data
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,7 +1,7 @@
 """Table 4.1 from the per-(method, ratio) evaluations."""
 
-from landscapes.ch4.partial.tables import write_table_4_1
-from landscapes.pipeline.runtime import start_job
+from flatscape.ch4.partial.tables import write_table_4_1
+from flatscape.pipeline.runtime import start_job
 
 
 def main(snakemake):

@@ -1,9 +1,9 @@
 """Figure 4.2b's timings, direct vs reconstruct-then-classify, in one process."""
 
-from landscapes.ch4.partial.evaluate import time_direct_vs_recon
-from landscapes.ch4.partial.settings import TimingSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.evaluate import time_direct_vs_recon
+from flatscape.ch4.partial.settings import TimingSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

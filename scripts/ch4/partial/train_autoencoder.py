@@ -1,9 +1,9 @@
 """Train the denoising autoencoder of one observation ratio (Sec. 4.4.1's Recon baselines)."""
 
-from landscapes.ch4.partial.autoencoders import train_autoencoder
-from landscapes.ch4.partial.settings import AutoencoderSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.autoencoders import train_autoencoder
+from flatscape.ch4.partial.settings import AutoencoderSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

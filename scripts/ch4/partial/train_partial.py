@@ -1,9 +1,9 @@
 """Train VGG-16 or VGG-16-Ours (Sec. 4.4.1)."""
 
-from landscapes.ch4.partial.classifier import train_classifier
-from landscapes.ch4.partial.settings import ClassifierSettings
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.classifier import train_classifier
+from flatscape.ch4.partial.settings import ClassifierSettings
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

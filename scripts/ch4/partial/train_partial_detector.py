@@ -1,8 +1,8 @@
 """A Figure 4.2c detector, on full images (full) or full plus partially observed ones (ours)."""
 
-from landscapes.ch4.partial.detection import DetectorSettings, train_partial_detector
-from landscapes.pipeline.config import settings
-from landscapes.pipeline.runtime import select_device, start_job
+from flatscape.ch4.partial.detection import DetectorSettings, train_partial_detector
+from flatscape.pipeline.config import settings
+from flatscape.pipeline.runtime import select_device, start_job
 
 
 def main(snakemake):

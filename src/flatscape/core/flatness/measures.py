@@ -1,0 +1,347 @@
+"""Estimators acting on a ``CurvatureOperator``, and the one-line measures built on them.
+
+``spectral_norm`` is the flatness measure of Definition 3 (largest eigenvalue of A =
+S H S by Lanczos or Algorithm 1), ``trace`` a Hutchinson estimate of tr(A). Both draw
+their random vectors in u coordinates on the CPU in float64, so a seed gives the same
+draws on every device, and (for the Riemannian metric) the same iterates, up to
+rounding, anywhere in a T_lambda equivalence class.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from flatscape.core.flatness.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DTYPE,
+    DEFAULT_MAX_HVP,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_HVP,
+    DEFAULT_REUSE_GRAPH,
+    DEFAULT_SEED,
+    DEFAULT_TOL,
+    DEFAULT_TRACE_TOL,
+    DEFAULT_WARM_START,
+    AUTO_WARM_FRACTION,
+    AUTO_WARM_MIN_SAMPLES,
+    METHODS,
+    MIN_WARM_SAMPLES,
+    SOLVER_DTYPE,
+)
+from flatscape.core.flatness.hessian import Data, LossFn, LossHessian
+from flatscape.core.flatness.operator import CurvatureOperator
+from flatscape.core.flatness.results import FlatnessResult, TraceResult, WarmStage
+from flatscape.core.flatness.solvers import lanczos, power_iteration
+from flatscape.core.flatness.symmetry import block_norms, parameter_blocks
+
+log = logging.getLogger(__name__)
+
+
+def _num_samples(batches) -> int:
+    return sum(len(y) for _, y in batches)
+
+
+def auto_warm_start(data) -> tuple[WarmStage, ...]:
+    """The warm stages ``warm_start="auto"`` runs on ``data``: one Lanczos pass on a
+    ``AUTO_WARM_FRACTION`` (5 %) subsample when that subsample holds at least
+    ``AUTO_WARM_MIN_SAMPLES`` samples, else none (a cold start).
+
+    The rule rests on measurement (benchmarks/bench_warm_rule.py): with Lanczos stopping
+    on the eigenvalue's error, the full pass needs the second Ritz value to settle (the
+    gap it divides by), and a start close to the top eigenvector leaves the Krylov space
+    little of the next ones, so it settles no sooner. On MNIST-FC at tol 1e-4 the full
+    pass took as many or more HVPs after the 5 % stage than from a random start at every
+    size from 250 to 10,000 samples (7 cold vs 9 + 9 on the subsample at 10,000), and
+    ResNet-18 on 250 CIFAR images (a 13-sample subsample) was slower warm with the earlier
+    residual stop too. ``AUTO_WARM_MIN_SAMPLES`` (1,000, i.e. 20,000 samples) therefore
+    keeps every measured size cold; pass ``warm_start=(WarmStage(...),)`` to force a stage.
+    """
+    stage = WarmStage(fraction=AUTO_WARM_FRACTION)
+    return (stage,) if _num_samples(stage.samples(data)) >= AUTO_WARM_MIN_SAMPLES else ()
+
+
+def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage, ...]:
+    """The stages to run: ``"auto"`` resolved on ``data``, each stage holding enough samples.
+
+    ``"auto"`` leaves the power method cold: its iteration count is Algorithm 1's, which
+    the thesis's experiments compare as such."""
+    if isinstance(warm_start, str):
+        if warm_start != "auto":
+            raise ValueError(f"warm_start must be 'auto' or a sequence of WarmStage, got {warm_start!r}")
+        return auto_warm_start(data) if method == "lanczos" else ()
+    stages = tuple(warm_start)
+    bad = [w for w in stages if not isinstance(w, WarmStage)]
+    if bad:
+        raise ValueError(f"warm_start must be 'auto' or a sequence of WarmStage, got {bad[0]!r}")
+    total = _num_samples(data)
+    for i, stage in enumerate(stages):
+        kept = _num_samples(stage.samples(data))
+        if kept < min(MIN_WARM_SAMPLES, total):
+            raise ValueError(
+                f"warm_start[{i}].fraction={stage.fraction:g} keeps {kept} of {total} samples; a warm stage needs "
+                f"at least {MIN_WARM_SAMPLES} (a smaller subsample's curvature says nothing about the full one)"
+            )
+    return stages
+
+
+def _start_vector(op: CurvatureOperator, seed: int) -> torch.Tensor:
+    """A seeded Gaussian start in u coordinates, drawn on the CPU in float64 (device independent)."""
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.randn(op.shape[0], generator=gen, dtype=SOLVER_DTYPE).to(op.device)
+    if op.scales is not None:
+        u = torch.where(op.scales == 0, torch.zeros_like(u), u)  # zero-norm blocks are outside the manifold
+    return u / u.norm()
+
+
+def spectral_norm(
+    op: CurvatureOperator,
+    *,
+    method: str = DEFAULT_METHOD,
+    tol: float = DEFAULT_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    seed: int = DEFAULT_SEED,
+    warm_start: Sequence[WarmStage] | str = DEFAULT_WARM_START,
+) -> FlatnessResult:
+    """lambda_max(A) = max_{||u|| = 1} u^T S H S u: for the Riemannian metric the spectral norm
+    ||Hess f(W)||_{2,g} = max_{||xi||_g = 1} g(xi, G^{-1} H xi) of thesis Definition 3.
+
+    ``method="lanczos"`` stops once the estimated error of the eigenvalue is below
+    ``tol`` relative to it (``tol=1e-4``: four significant digits; the estimate is
+    Kato-Temple's r^2 / gap once the top Ritz value is separated, the residual r before);
+    ``method="power"`` is Algorithm 1 and stops on the relative change of the vector
+    (see ``lanczos`` and ``power_iteration``); either stops after ``max_hvp`` products.
+    ``warm_start`` is ``"auto"`` (default: ``auto_warm_start``, a 5 % subsample pass when
+    that subsample holds at least ``AUTO_WARM_MIN_SAMPLES`` samples, else a cold start;
+    always cold for ``method="power"``),
+    ``()`` (a cold, seeded random start) or a sequence of ``WarmStage``
+    passes (Lanczos on ``op.variant`` operators: subsampled and/or lower precision)
+    that choose the final pass's start vector, e.g.
+    ``(WarmStage(fraction=0.05), WarmStage(dtype=torch.bfloat16))``; the value is that
+    of a cold start within ``tol``. A stage keeping fewer than ``MIN_WARM_SAMPLES``
+    samples is refused. Each pass's graphs
+    are freed before the next is built, and a fresh ``op`` builds its own only after
+    the last pass, so one pass is in memory at a time.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not 0.0 < tol < 1.0:
+        raise ValueError(f"tol must be in (0, 1) (a relative error), got {tol}")
+    if max_hvp < 1:
+        raise ValueError(f"max_hvp must be >= 1, got {max_hvp}")
+    stages = _check_warm_start(warm_start, op.data, method)
+    start, warm_hvp = None, []
+    for stage in stages:
+        cheap = op.variant(data=stage.samples(op.data), dtype=stage.dtype)
+        if start is None:
+            start = _start_vector(cheap, seed)
+        warm = lanczos(cheap.matvec, start, tol=stage.tol, max_iter=stage.max_hvp, stop_on="residual")
+        start = warm.vector
+        warm_hvp.append(warm.num_hvp)
+        log.debug("warm stage %s: %.6g after %d HVPs", stage, warm.value, warm.num_hvp)
+        del cheap, warm
+    if start is None:
+        start = _start_vector(op, seed)
+    solver = lanczos if method == "lanczos" else power_iteration
+    sol = solver(op.matvec, start.to(op.device), tol=tol, max_iter=max_hvp)
+    if not sol.converged:
+        log.warning(
+            "%s %s did not converge in %d HVPs (residual %.3g, tol %.3g)", op.metric, method, sol.num_hvp, sol.residual, tol
+        )
+    if method == "power" and sol.value < 0:
+        log.warning(
+            "power method converged to a negative dominant eigenvalue (%.4g); the largest algebraic "
+            "eigenvalue (Definition 3) is smaller in magnitude: use method='lanczos'",
+            sol.value,
+        )
+    log.debug("%s/%s: value %.10g after %d HVPs (reuse_graph=%s)", op.metric, method, sol.value, sol.num_hvp, op.reuse_graph)
+    return FlatnessResult(
+        value=sol.value,
+        eigenvector=op.tangent(sol.vector),
+        num_hvp=sol.num_hvp,
+        history=sol.history,
+        converged=sol.converged,
+        residual=sol.residual,
+        loss=op.loss,
+        method=method,
+        metric=op.metric,
+        warm_hvp=tuple(warm_hvp),
+    )
+
+
+def trace(
+    op: CurvatureOperator,
+    *,
+    tol: float = DEFAULT_TRACE_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    min_hvp: int = DEFAULT_MIN_HVP,
+    seed: int = DEFAULT_SEED,
+) -> TraceResult:
+    """Hutchinson estimate of tr(A) = mean of z^T A z over Rademacher probes z.
+
+    For the Riemannian metric tr(A) = tr(G^{-1} H) = sum_i ||W_i||^2 tr(H_ii), which
+    Example 3.3.5 shows is invariant under T_lambda (beyond the thesis's measures).
+    Stops once at least ``min_hvp`` probes give a standard error below
+    ``tol * |mean|``, or after ``max_hvp``.
+    """
+    if max_hvp < 1 or min_hvp < 2:
+        raise ValueError("need max_hvp >= 1 and min_hvp >= 2")
+    gen = torch.Generator().manual_seed(seed)
+    samples: list[float] = []
+    history: list[float] = []
+    std_error, converged = math.inf, False
+    for k in range(max_hvp):
+        z = (torch.randint(0, 2, (op.shape[0],), generator=gen, dtype=torch.int8).to(SOLVER_DTYPE) * 2 - 1).to(op.device)
+        samples.append(float(torch.dot(z, op.matvec(z))))
+        mean = float(np.mean(samples))
+        history.append(mean)
+        if k + 1 >= 2:
+            std_error = float(np.std(samples, ddof=1) / math.sqrt(k + 1))
+        if k + 1 >= min_hvp and std_error <= tol * abs(mean):
+            converged = True
+            break
+    return TraceResult(float(np.mean(samples)), std_error, len(samples), tuple(history), converged, op.loss, op.metric)
+
+
+def riemannian_spectral_norm(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    method: str = DEFAULT_METHOD,
+    tol: float = DEFAULT_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+    seed: int = DEFAULT_SEED,
+    reuse_graph: bool | None = DEFAULT_REUSE_GRAPH,
+    warm_start: Sequence[WarmStage] | str = DEFAULT_WARM_START,
+) -> FlatnessResult:
+    """Spectral norm of the Riemannian Hessian, ||Hess f(W)||_{2,g} (thesis Definition 3).
+
+    value = lambda_max(G^{-1/2} H G^{-1/2}), H the Hessian of the mean of ``loss_fn``
+    over all samples in ``data`` (an ``(inputs, targets)`` pair or an iterable of
+    pairs), accumulated over micro-batches of ``batch_size`` so the value does not
+    depend on it. ``dtype`` (e.g. ``torch.float64``) evaluates a converted copy of the
+    parameters; the model is evaluated in eval mode and left exactly as it was. The
+    arguments are those of ``CurvatureOperator`` and ``spectral_norm``.
+    """
+    op = CurvatureOperator(model, loss_fn, data, metric="riemannian", batch_size=batch_size, dtype=dtype, reuse_graph=reuse_graph)
+    return spectral_norm(op, method=method, tol=tol, max_hvp=max_hvp, seed=seed, warm_start=warm_start)
+
+
+def euclidean_spectral_norm(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    method: str = DEFAULT_METHOD,
+    tol: float = DEFAULT_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+    seed: int = DEFAULT_SEED,
+    reuse_graph: bool | None = DEFAULT_REUSE_GRAPH,
+    warm_start: Sequence[WarmStage] | str = DEFAULT_WARM_START,
+) -> FlatnessResult:
+    """Largest eigenvalue of the Euclidean Hessian H (the measure Dinh et al. 2017 can game).
+
+    Same arguments and solvers as ``riemannian_spectral_norm`` with G = I; not invariant
+    under ``rescale``.
+    """
+    op = CurvatureOperator(model, loss_fn, data, metric="euclidean", batch_size=batch_size, dtype=dtype, reuse_graph=reuse_graph)
+    return spectral_norm(op, method=method, tol=tol, max_hvp=max_hvp, seed=seed, warm_start=warm_start)
+
+
+def riemannian_hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    tol: float = DEFAULT_TRACE_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    min_hvp: int = DEFAULT_MIN_HVP,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+    seed: int = DEFAULT_SEED,
+    reuse_graph: bool | None = DEFAULT_REUSE_GRAPH,
+) -> TraceResult:
+    """Hutchinson estimate of tr(Hess f) = tr(G^{-1} H) = sum_i ||W_i||^2 tr(H_ii) (beyond the thesis).
+
+    Each probe is a Rademacher z in u coordinates, z^T S H S z, so the same seed gives
+    the same estimate anywhere in an equivalence class; see ``trace``.
+    """
+    op = CurvatureOperator(model, loss_fn, data, metric="riemannian", batch_size=batch_size, dtype=dtype, reuse_graph=reuse_graph)
+    return trace(op, tol=tol, max_hvp=max_hvp, min_hvp=min_hvp, seed=seed)
+
+
+def euclidean_hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    *,
+    tol: float = DEFAULT_TRACE_TOL,
+    max_hvp: int = DEFAULT_MAX_HVP,
+    min_hvp: int = DEFAULT_MIN_HVP,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+    seed: int = DEFAULT_SEED,
+    reuse_graph: bool | None = DEFAULT_REUSE_GRAPH,
+) -> TraceResult:
+    """Hutchinson estimate of tr(H), for contrast with ``riemannian_hessian_trace``."""
+    op = CurvatureOperator(model, loss_fn, data, metric="euclidean", batch_size=batch_size, dtype=dtype, reuse_graph=reuse_graph)
+    return trace(op, tol=tol, max_hvp=max_hvp, min_hvp=min_hvp, seed=seed)
+
+
+def hvp(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    vector: dict[str, torch.Tensor] | Sequence[torch.Tensor],
+    *,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+) -> dict[str, torch.Tensor]:
+    """Euclidean Hessian-vector product H v of the mean loss, blocks keyed by parameter name."""
+    hessian = LossHessian(model, loss_fn, data, batch_size=batch_size, dtype=dtype, reuse_graph=False)
+    blocks = [vector[n] for n in hessian.names] if isinstance(vector, dict) else list(vector)
+    return dict(zip(hessian.names, (h.detach() for h in hessian.hvp(blocks))))
+
+
+def riemannian_hvp(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Data,
+    vector: dict[str, torch.Tensor] | Sequence[torch.Tensor],
+    *,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    dtype: torch.dtype | None = DEFAULT_DTYPE,
+) -> dict[str, torch.Tensor]:
+    """Riemannian Hessian-vector product Hess f(W)[xi] = G^{-1} H xi (thesis Sec. 3.4.1.2).
+
+    Steps 1-4 of the thesis: the metric inner product g(G^{-1} EGrad f, xi) equals
+    <EGrad f, xi> with the norms held at W, so its Euclidean gradient is H xi, and
+    premultiplying by G^{-1} = diag(||W_i||^2 I) gives the Riemannian HVP.
+    """
+    euclid = hvp(model, loss_fn, data, vector, batch_size=batch_size, dtype=dtype)
+    blocks = parameter_blocks(model)
+    norms = dict(zip((name for name, _ in blocks), block_norms([p for _, p in blocks])))
+    return {name: norms[name] ** 2 * h for name, h in euclid.items()}
+
+
+def sharpness_bound(value: float, train_loss: float, eps: float | None = None) -> float:
+    """The normalised number the authors reported as "spectral norm" (Table 3.7).
+
+    From the flatness measure of Sec. 3.4, (max_{B(eps)} f - f) / (1 + f) ~
+    eps^2 lambda / (2 + 2 L) at a minimum. The authors' scripts printed
+    eps^2 * lambda / (2 + 2 L) with eps = 1e-3 for MNIST-FC, and lambda / (2 + 2 L)
+    (``eps=None``) for LeNet and the CIFAR-10 AlexNet/VGG16. Tables 3.2/3.3, Figure 3.1
+    and the Euclidean-vs-Riemannian table report raw lambda_max, never this bound.
+    """
+    factor = 1.0 if eps is None else float(eps) ** 2
+    return factor * float(value) / (2.0 + 2.0 * float(train_loss))
