@@ -21,6 +21,8 @@
 #           script's 256 / 5000): `snakemake ch3 --configfile config/table37_protocols_gpu.yaml`
 #           with the MNIST mirror in gpu_data/ (benchmarks/gpu_data_overlay.yaml); keep-going, so
 #           whatever finishes within TABLE37_LIMIT comes back in table37.tgz
+#   table37_scale  issue 29: MNIST-FC and LeNet at the thesis's 50,000 images under the authors' fixed
+#           200 epochs, 3 seeds per batch size (config/table37_scale_gpu.yaml; TABLE37_SCALE_LIMIT)
 # Usage: OUT=folder bash benchmarks/gpu_checks.sh env tests ch3 costs
 # Extra configfiles for the ch3 section (a data mirror path, say) go in CH3_OVERLAY.
 set -u
@@ -68,6 +70,12 @@ for section in "$@"; do
         $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
             2>&1 | tail -3
         $PY -m snakemake --version
+        ;;
+    table37_scale)
+        snakemake_ch3 "${TABLE37_SCALE_LIMIT:-480}" "$section" config/table37_scale_gpu.yaml benchmarks/gpu_data_overlay.yaml
+        tar czf "$OUT/$section.tgz" --exclude='*.pt' --exclude='*.ckpt' results/table37_scale_gpu \
+            logs/table37_scale_gpu benchmarks/table37_scale_gpu 2>/dev/null
+        ls -la "$OUT/$section.tgz"
         ;;
     table37 | table37_small)
         # table37: the thesis's full settings; table37_small: the CPU-scale preset (5,000 images) on the GPU

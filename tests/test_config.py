@@ -4,7 +4,7 @@ from conftest import preset
 from flatscape.pipeline.config import ConfigError, validate_config
 
 
-@pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful", "table37_protocols", "table37_protocols_gpu"])
+@pytest.mark.parametrize("name", ["quick", "cpu", "paper", "mnist_faithful", "table37_protocols", "table37_protocols_gpu", "table37_datasize", "table37_scale_gpu"])
 def test_every_preset_is_valid(name):
     validate_config(preset(name))
 
