@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
+from core_install import CLI_ARGS, check_example_output, readme_example, run_blocked, tiny_npz
 
 PACKAGE = REPO / "src" / "flatscape"
 # Lower rank = lower layer; a module may import only its own rank or lower.
@@ -21,7 +23,9 @@ MAX_LINES = 420  # "about 400"
 # Imports that may sit inside a function: optional or slow dependencies, each with a reason in place.
 # torchvision (which pulls in torch._dynamo) and scikit-learn add seconds to every Snakemake
 # job's start, so the core modules that most jobs import load them only where they are used.
-LAZY_ALLOWED = {"ultralytics", "matplotlib", "torchvision", "sklearn"}
+# pandas and Pillow (PIL) come with the [pipeline] extra: the core install
+# (`pip install flatscape`) lacks them, so the core modules it imports load them where used.
+LAZY_ALLOWED = {"ultralytics", "matplotlib", "torchvision", "sklearn", "pandas", "PIL"}
 
 
 def _modules():
@@ -90,6 +94,70 @@ def test_the_layer_rule_can_fail():
     tree = ast.parse("def f():\n    from flatscape.ch3.train import fit\n")
     ((imported, nested, _),) = _imports(tree)
     assert nested and RANKS[_layer(imported)] > RANKS["core"]
+
+
+# ---- The core works without the [pipeline] extra ---------------------------------------------
+
+# Run with the extra's packages refused (core_install.run_blocked): import the core, run the
+# README's example (argv[1]), then the command on each case of argv[2], capturing its stderr.
+_WITHOUT_THE_EXTRA = """
+import contextlib, importlib, io, json, sys
+for name in ("flatscape.core.flatness", "flatscape.flatness", "flatscape.core.models", "flatscape.core.train",
+             "flatscape.core.train_group", "flatscape.core.datasets", "flatscape.core.encoders"):
+    importlib.import_module(name)
+try:
+    import pandas
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("pandas was importable: the test's blocking is broken")
+exec(compile(sys.argv[1], "README.md", "exec"))
+from flatscape.flatness.cli import main
+refused = {}
+for case, argv in json.loads(sys.argv[2]).items():
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        refused[case] = [main(argv), err.getvalue()]
+print(json.dumps(refused))
+"""
+
+
+def test_the_core_works_without_the_pipeline_extra(tmp_path):
+    """With snakemake, ultralytics, pandas, matplotlib, torchvision, scikit-learn, jsonschema,
+    PyYAML and Pillow refused, the core imports, the README's example and the command on an
+    ``npz:`` data set run, and what needs an extra is refused in one line naming it."""
+    data = tiny_npz(tmp_path / "tiny.npz")
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    density_json = tmp_path / "density.json"
+    cases = {
+        "torchvision": ["--model", "torchvision:resnet18", "--data", f"npz:{data}", "--samples", "0"],
+        "imagefolder": ["--model", "flatscape:f1", "--data", f"imagefolder:{tmp_path / 'images'}"],
+        "digits": ["--model", "flatscape:f1", "--data", "digits"],
+        "density": [*CLI_ARGS, "--data", f"npz:{data}", "--density", "--json", str(density_json)],
+    }
+    proc = run_blocked(tmp_path, "-c", _WITHOUT_THE_EXTRA, readme_example(), json.dumps(cases))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    *printed, last = proc.stdout.strip().splitlines()
+    check_example_output(printed[-1])
+    refused = json.loads(last)
+    for case, (rc, err) in refused.items():
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (case, err)
+    for case in ("torchvision", "imagefolder"):
+        assert "needs torchvision, which is not installed" in refused[case][1]
+        assert "pip install torchvision" in refused[case][1] and "flatscape[pipeline]" in refused[case][1]
+    assert "needs sklearn" in refused["digits"][1] and "flatscape[pipeline]" in refused["digits"][1]
+    assert "matplotlib" in refused["density"][1] and "pip install 'flatscape[plot]'" in refused["density"][1]
+    assert not density_json.exists() and not (tmp_path / "density.density.png").exists()  # refused before measuring
+
+    out = tmp_path / "out.json"
+    cli = run_blocked(tmp_path, "-m", "flatscape.flatness", *CLI_ARGS, "--data", f"npz:{data}", "--json", str(out))
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    value = json.loads(out.read_text())["measures"]["riemannian"]["spectral_norm"]["value"]
+    assert value > 0 and f"{value:.6g}" in cli.stdout
+
+
+def test_the_blocking_refuses_what_it_names_and_nothing_else(tmp_path):
+    proc = run_blocked(tmp_path, "-c", "import numpy, scipy, tqdm, torch; import pandas", blocked=("pandas",))
+    assert proc.returncode == 1 and proc.stderr.strip().endswith("ModuleNotFoundError: No module named 'pandas'")
 
 
 # ---- docs/architecture.md: thesis item -> rule -> script -> function -----------------------

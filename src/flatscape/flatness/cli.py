@@ -19,11 +19,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from flatscape import __version__
 from flatscape.core import datasets
 from flatscape.core.flatness import distributed
 from flatscape.flatness.loading import InputError
 from flatscape.flatness.measure import format_table, measure, plot_density
 from flatscape.flatness.settings import CRITERIA, DTYPES, MEASURES, SPLITS, FlatnessSettings
+from flatscape.pipeline.extras import PLOT, missing
 from flatscape.pipeline.io import save_json
 
 PROG = "flatscape"
@@ -32,6 +34,7 @@ PROG = "flatscape"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].split(": ", 1)[1],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     m = p.add_argument_group("model")
     m.add_argument("--model", required=True, help="torchvision:NAME (e.g. torchvision:resnet18), flatscape:NAME "
                    "(e.g. flatscape:vgg16_cifar) or package.module:callable")
@@ -107,6 +110,9 @@ def run(s: FlatnessSettings, *, json_path=None, plot_path=None, progress: bool =
 
     Only rank 0 writes under ``torchrun``. A progress bar of HVPs goes to stderr when ``progress``.
     """
+    if s.density and plot_path is not None and missing(["matplotlib"]):
+        # before the first HVP: a long measurement must not end in an ImportError
+        raise InputError(f"--density draws its figure with matplotlib, which is not installed: {PLOT}")
     bars: list[tqdm] = []
 
     def tick() -> None:  # the bar appears with the first HVP, after every input check has passed

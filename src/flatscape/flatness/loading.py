@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from flatscape.core import datasets
 from flatscape.core.flatness import evaluation_mode, parameter_blocks
 from flatscape.core.models import MODEL_NAMES, build_model
 from flatscape.flatness.settings import CRITERIA, DTYPES, MEASURES, SPECTRAL_MEASURES, SPLITS, FlatnessSettings
+from flatscape.pipeline.extras import PIPELINE
 from flatscape.pipeline.io import load_arrays
 
 DEFAULT_SOURCES = {"digits": "sklearn"}
@@ -29,6 +29,14 @@ DEFAULT_SOURCES = {"digits": "sklearn"}
 
 class InputError(ValueError):
     """Bad input to the tool: its message is the one line the command prints."""
+
+
+def not_installed(what: str, err: ModuleNotFoundError, install: str = PIPELINE) -> InputError:
+    """``what`` needs a package the core install (torch, numpy, scipy, tqdm) lacks: say which, and how to get it."""
+    return InputError(f"{what} needs {err.name or 'a package'}, which is not installed: {install}")
+
+
+TORCHVISION = "pip install torchvision (the build for your torch), or " + PIPELINE
 
 
 def check_settings(s: FlatnessSettings) -> None:
@@ -130,6 +138,10 @@ def _image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     if not path.is_dir():
         raise InputError(f"image folder {path} does not exist")
     try:
+        import torchvision  # only imagefolder: and torchvision: inputs need it, and the core install lacks it
+    except ModuleNotFoundError as err:
+        raise not_installed(f"--data imagefolder:{path}", err, TORCHVISION) from None
+    try:
         folder = torchvision.datasets.ImageFolder(str(path))
     except (FileNotFoundError, RuntimeError) as err:
         raise InputError(f"{path}: {err}") from None
@@ -158,6 +170,8 @@ def _named(s: FlatnessSettings) -> datasets.Dataset:
         return datasets.load(cache)
     except (ValueError, datasets.DatasetError, OSError) as err:
         raise InputError(f"data set {s.data!r} from {source}: {err}") from None
+    except ModuleNotFoundError as err:  # the readers of named data sets (torchvision, scikit-learn, Pillow)
+        raise not_installed(f"--data {s.data} (from {source})", err) from None
 
 
 def build(s: FlatnessSettings, image_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -166,6 +180,10 @@ def build(s: FlatnessSettings, image_shape: tuple[int, ...], num_classes: int) -
     args = dict(s.model_args)
     classes = s.num_classes or num_classes
     if kind == "torchvision" and name:
+        try:
+            import torchvision  # only torchvision: and imagefolder: inputs need it, and the core install lacks it
+        except ModuleNotFoundError as err:
+            raise not_installed(f"--model {s.model}", err, TORCHVISION) from None
         if name not in torchvision.models.list_models():
             raise InputError(f"unknown torchvision model {name!r}")
         model = _call(s.seed, torchvision.models.get_model, name, **{"num_classes": classes, **args})

@@ -30,7 +30,14 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
+from flatscape.pipeline.extras import require_pipeline
+
+try:
+    import pandas as pd
+except ImportError:
+    # scripts/tools/claims.py's first import: one line naming the [pipeline] extra, not a traceback.
+    require_pipeline("the claims summary")
+    raise
 
 from flatscape.pipeline.io import atomic_path
 from flatscape.pipeline.naming import CLAIM_TABLES

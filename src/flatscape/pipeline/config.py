@@ -17,10 +17,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import jsonschema
-import yaml
-from referencing import Registry, Resource
+from flatscape.pipeline.extras import require_pipeline
 
+try:
+    import jsonschema
+    import yaml
+    from referencing import Registry, Resource
+except ImportError:
+    # The Snakefile's first import of the package: without the [pipeline] extra, `snakemake`
+    # stops on one line naming it (a broken install that has all three still raises).
+    require_pipeline("the workflow's config check", ("jsonschema", "yaml", "referencing"))
+    raise
+
+from flatscape.pipeline.naming import STAGED_SOURCES  # noqa: F401 (the Snakefile reads it from here)
 from flatscape.pipeline.naming import TRAIN_SIZES, UNGROUPABLE_NETWORKS, snapshot_levels
 
 T = TypeVar("T")
@@ -80,10 +89,6 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
 def cross_field_problems(config: dict) -> list[str]:
     return (_data_problems(config) + _ch2_problems(config["ch2"]) + _ch3_problems(config["ch3"])
             + _ch4_problems(config["ch4"]) + _user_model_problems(config["user_models"]))  # fmt: skip
-
-
-# Sources the `data` target stages (fetches or checks) before any job reads them; `sklearn` needs none.
-STAGED_SOURCES = ("download", "mirror", "imagefolder_tar")
 
 
 def datasets_in_use(config: dict) -> list[str]:

@@ -13,11 +13,13 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ArtifactError(RuntimeError):
@@ -155,6 +157,8 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike, *, caption: str = "",
     The CSV keeps full precision (it is the machine-readable result); Markdown and
     LaTeX are rounded for reading.
     """
+    import pandas as pd  # here, not at the top: the core install (which reads and writes artifacts) lacks it
+
     stem = Path(stem)
     paths = [stem.with_suffix(ext) for ext in (".csv", ".md", ".tex")]
     with atomic_path(paths[0]) as tmp:

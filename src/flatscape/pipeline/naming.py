@@ -113,3 +113,8 @@ UNGROUPABLE_NETWORKS = {"vgg16_cifar": ("Dropout",), "vgg11": ("BatchNorm2d",), 
 # refused when the config is read, before any job runs (a smaller local copy is still caught
 # when its run starts, by flatscape.ch3.train.training_subset).
 TRAIN_SIZES = {"mnist": 60_000, "kmnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "digits": 1_437}
+
+
+# Sources the `data` target stages (fetches or checks) before any job reads them; `sklearn` needs none.
+# Here, not in config: flatscape.core.datasets reads it, and the core installs without jsonschema.
+STAGED_SOURCES = ("download", "mirror", "imagefolder_tar")

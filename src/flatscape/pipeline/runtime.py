@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flatscape.pipeline.extras import require_pipeline
 from flatscape.pipeline.gpus import claim_gpu
 
 log = logging.getLogger("flatscape")
@@ -82,7 +83,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def start_job(snakemake) -> logging.Logger:
-    """What every script does first: log to the rule's ``log:`` file, use its ``threads``."""
+    """What every script does first: check for the ``[pipeline]`` extra, log to the rule's
+    ``log:`` file, use its ``threads``."""
+    # The chapters check at import; scripts/data and scripts/tools import only the core before this.
+    require_pipeline(f"rule {getattr(snakemake, 'rule', None) or 'this job'}")
     setup_logging(snakemake.log[0] if snakemake.log else None)
     set_threads(snakemake.threads)
     return log

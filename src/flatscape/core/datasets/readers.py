@@ -12,7 +12,6 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from flatscape.core.datasets.checks import (
     _IMAGE_SUFFIXES,
@@ -145,6 +144,9 @@ def _from_imagefolder_tar(tar_path: Path, classes: tuple[str, ...]) -> _Splits:
     Labels are the index of the class folder in ``classes``; within a class, images
     are ordered by file name. Nothing is extracted to disk.
     """
+    # Pillow comes with torchvision (the [pipeline] extra); the core install lacks it.
+    from PIL import Image, UnidentifiedImageError
+
     verified = [v for v in [_verify_listed(tar_path, _read_sums(tar_path.parent))] if v]
     found: dict[str, dict[str, dict[str, np.ndarray]]] = {"train": {}, "test": {}}
     shape: tuple[int, ...] | None = None

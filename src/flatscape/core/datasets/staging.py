@@ -29,8 +29,8 @@ from flatscape.core.datasets.readers import (
     _tv_class,
 )
 from flatscape.core.datasets.voc import VOC_SPLITS, stage_voc2007, voc_yolo_dir
-from flatscape.pipeline.config import STAGED_SOURCES
 from flatscape.pipeline.io import load_json, save_json
+from flatscape.pipeline.naming import STAGED_SOURCES
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 
 from flatscape.core.datasets.checks import (
     DatasetError,
@@ -167,6 +166,8 @@ def read_annotation(xml_path: Path) -> tuple[int, int, list[tuple[int, float, fl
 
 def check_jpeg(path: Path, size: tuple[int, int]) -> None:
     """A listed image must be a complete JPEG of the annotated size (header parse, verify, end marker)."""
+    from PIL import Image, UnidentifiedImageError  # Pillow comes with the [pipeline] extra, not the core
+
     if not path.is_file():
         raise _fail(path, "image missing for a listed id")
     with open(path, "rb") as fh:
