@@ -181,6 +181,7 @@ def datasize_table(points: pd.DataFrame) -> pd.DataFrame:
 def plot_datasize(table: pd.DataFrame, path: str | Path, *, thesis_lines: dict[str, float]) -> Path:
     """Against N (log): (a) the large/small ratio with the thesis's ratios as lines, (b) both lambdas,
     (c) both endpoint CEs, (d) the optimiser steps each batch size took."""
+    # the plot is optional: the verdict tables need no matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
