@@ -185,7 +185,7 @@ def plot_datasize(table: pd.DataFrame, path: str | Path, *, thesis_lines: dict[s
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display here
 
     from flatscape.pipeline.io import save_figure
 
