@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 
 from flatscape.ch3.tables import NETWORK_LABELS, THESIS_TABLE_3_7
+from flatscape.pipeline.io import save_figure
 from flatscape.pipeline.config import minima_row_id, minima_row_stop
 
 # A protocol "accounts for" the thesis's ratio when ours is within this factor of it, either way.
@@ -186,8 +187,6 @@ def plot_datasize(table: pd.DataFrame, path: str | Path, *, thesis_lines: dict[s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after use("Agg"): no display here
-
-    from flatscape.pipeline.io import save_figure
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     n = table["train_size"]
