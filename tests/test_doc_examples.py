@@ -1,0 +1,408 @@
+"""Every example in README.md and docs/*.md runs and prints what its page says (issue 33).
+
+Python blocks (```python) are found and run by pytest-examples. The blocks of one page
+run in order, each with the names the blocks before it defined, as a reader runs them one
+after another. A ``#>`` comment under a ``print`` is what that print writes, compared
+exactly; floating-point values are printed at the precision their tolerance gives, so they
+are stable from run to run. ``pytest tests/test_doc_examples.py --update-examples`` writes
+what the code prints now into the pages, so no number on a page is typed by hand.
+
+Command lines of ``flatscape`` (or ``python -m flatscape.flatness``) in ```bash blocks,
+and ``$ `` lines in output blocks, run in-process in a scratch folder, with the page's
+flags and values, on files the test makes at the paths the page names (USER_FILES: what a
+reader brings, such as a ResNet-18 checkpoint). An output block (an unlabelled fence after
+a paragraph that starts with "prints", or the lines after a ``$ `` line) is compared line by
+line with what the command prints, spaces collapsed and the wall-clock time left out.
+
+A block the test cannot run as written says why in an HTML comment on the line before its
+fence, which the site does not show:
+
+* ``<!-- doc-test: skip: REASON -->``: not run; the ``flatscape`` options of its command
+  lines are still checked against the command's parser.
+* ``<!-- doc-test: smaller: REASON -->``: a Python block that runs with the keyword values
+  in SMALLER in place of the page's (each must be found on the page).
+* ``<!-- doc-test: numbers-masked: REASON -->``: a command's output whose numbers come from
+  a file the test does not have; every number (and yes/no) is masked, the rest compared.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import re
+import shlex
+import tarfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pytest_examples import CodeExample, EvalExample, find_examples
+
+from conftest import REPO
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PAGES = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+
+FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+MARKER = re.compile(r"<!--\s*doc-test:\s*(?P<kind>[a-z-]+):\s*(?P<reason>.+?)\s*-->", re.S)
+MARKER_KINDS = ("skip", "smaller", "numbers-masked")
+
+SMALLER = {
+    # docs/ch2_bias_reading.md "Reproduce": the full grid takes about 11 minutes on 2 cores
+    "num_signals": 400,
+    "h_values": (64,),
+    "p_values": (0.1,),
+    "num_points": 3,
+    "max_iter": 20,
+}
+"""Keyword values for ``smaller`` blocks, in every call that passes the keyword."""
+
+CLI_OVERRIDES = ("--device", "cpu", "--no-progress", "--max-hvp", "30")
+"""Appended to every command run here (the last of a repeated option wins): the CPU, no
+progress bar, and a bound on the HVPs of each eigenvalue of a random network."""
+
+
+@dataclasses.dataclass
+class Block:
+    """One fenced block of a page."""
+
+    page: Path
+    line: int  # of the opening fence, from 1
+    lang: str
+    body: str
+    before: str  # the page's text between the previous fence and this one
+    marker: tuple[str, str] | None  # (kind, reason) of a doc-test comment on the line before
+
+    def __str__(self) -> str:
+        return f"{self.page.relative_to(REPO)}:{self.line}"
+
+
+def page_blocks(page: Path) -> list[Block]:
+    text = page.read_text()
+    blocks, end = [], 0
+    for m in FENCE.finditer(text):
+        before = text[end : m.start()]
+        last = before.rstrip().splitlines()[-1].strip() if before.strip() else ""
+        marker = MARKER.fullmatch(last)
+        blocks.append(Block(page, text.count("\n", 0, m.start()) + 1, m["lang"].strip().lower(), m["body"], before,
+                            (marker["kind"], marker["reason"]) if marker else None))  # fmt: skip
+        end = m.end()
+    return blocks
+
+
+BLOCKS = {page: page_blocks(page) for page in PAGES}
+EXAMPLES = [example for page in PAGES for example in find_examples(page)]
+
+
+def _id(example: CodeExample) -> str:
+    return f"{example.path.relative_to(REPO)}:{example.start_line}"
+
+
+def _block_of(example: CodeExample) -> Block:
+    return next(b for b in BLOCKS[example.path] if b.line == example.start_line)
+
+
+def test_every_python_block_is_collected_and_every_marker_is_known():
+    python = [str(b) for blocks in BLOCKS.values() for b in blocks if b.lang.startswith("py")]
+    assert python == [_id(e) for e in EXAMPLES]
+    for blocks in BLOCKS.values():
+        for b in blocks:
+            last = b.before.rstrip().splitlines()[-1:]
+            assert b.marker or not (last and "doc-test" in last[0]), f"{b}: unreadable doc-test marker {last}"
+            assert b.marker is None or b.marker[0] in MARKER_KINDS, f"{b}: unknown doc-test marker {b.marker}"
+    assert sum(b.marker is not None and b.marker[0] == "skip" for bs in BLOCKS.values() for b in bs) <= 5
+
+
+# --- Python blocks ---------------------------------------------------------------------------
+
+_AFTER: dict[str, dict] = {}
+"""The names each example left defined, for the next block of its page."""
+
+
+def _smaller(example: CodeExample) -> CodeExample:
+    tree = ast.parse(example.source)
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg in SMALLER:
+                    kw.value = ast.parse(repr(SMALLER[kw.arg]), mode="eval").body
+                    used.add(kw.arg)
+    assert used == set(SMALLER), f"{_id(example)}: SMALLER names {sorted(set(SMALLER) - used)}, not on the page"
+    return dataclasses.replace(example, source=ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+
+
+def _run(example: CodeExample, eval_example: EvalExample, *, check: bool = True) -> dict:
+    """Run ``example`` after its page's earlier blocks; with ``check``, compare its prints."""
+    examples = [e for e in EXAMPLES if e.path == example.path]
+    i = next(i for i, e in enumerate(examples) if e.start_line == example.start_line)
+    if i == 0:
+        names = {}
+    elif _id(examples[i - 1]) in _AFTER:
+        names = _AFTER[_id(examples[i - 1])]
+    else:
+        names = _run(examples[i - 1], eval_example, check=False)
+    marker = _block_of(example).marker
+    if marker and marker[0] == "smaller":
+        assert "#>" not in example.source, f"{_id(example)}: a smaller block's prints cannot match the page's"
+        after = eval_example.run(_smaller(example), module_globals=names)
+    elif check and eval_example.update_examples:
+        after = eval_example.run_print_update(example, module_globals=names)
+    elif check:
+        after = eval_example.run_print_check(example, module_globals=names)
+    else:
+        after = eval_example.run(example, module_globals=names)
+    _AFTER[_id(example)] = {**names, **after}
+    return _AFTER[_id(example)]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=_id)
+def test_python_example(example: CodeExample, eval_example: EvalExample):
+    marker = _block_of(example).marker
+    if marker and marker[0] == "skip":
+        pytest.skip(f"{_id(example)}: {marker[1]}")
+    _run(example, eval_example)
+
+
+# --- command lines ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Command:
+    block: Block
+    launcher: tuple[str, ...]  # ("flatscape",), ("python", "-m", "flatscape.flatness"), ("torchrun", ...)
+    argv: list[str]
+    output: str | None = None  # what the page says it prints
+    output_block: Block | None = None  # the block that holds it
+
+    def __str__(self) -> str:
+        return f"{self.block} {self.launcher[0]}"
+
+
+def _split(line: str) -> tuple[tuple[str, ...], list[str]] | None:
+    tokens = shlex.split(line, comments=True)
+    if tokens[:1] == ["flatscape"]:
+        return ("flatscape",), tokens[1:]
+    for i in range(len(tokens) - 1):
+        if tokens[i : i + 2] == ["-m", "flatscape.flatness"]:
+            return tuple(tokens[: i + 2]), tokens[i + 2 :]
+    return None
+
+
+def page_commands(page: Path) -> list[Command]:
+    commands: list[Command] = []
+    blocks = BLOCKS[page]
+    for k, block in enumerate(blocks):
+        body = block.body.replace("\\\n", " ")
+        if block.lang in ("bash", "sh", "shell", "console"):
+            found = [Command(block, *split) for line in body.splitlines() if (split := _split(line))]
+            follows = blocks[k + 1] if k + 1 < len(blocks) else None
+            if found and follows and follows.lang == "" and MARKER.sub("", follows.before).strip().startswith("prints"):
+                found[-1].output, found[-1].output_block = follows.body, follows
+            commands += found
+        elif block.lang == "":
+            parts = re.split(r"^\$ ", body, flags=re.M)
+            for part in parts[1:]:
+                line, _, output = part.partition("\n")
+                if split := _split(line):
+                    commands.append(Command(block, *split, output, block))
+    return commands
+
+
+COMMANDS = [command for page in PAGES for command in page_commands(page)]
+
+
+def _parser():
+    from flatscape.flatness.cli import _parser as parser
+
+    return parser()
+
+
+def _options_of_groups(titles: tuple[str, ...] | None = None) -> set[str]:
+    """The option strings of the parser's groups ``titles`` (all with None)."""
+    groups = [g for g in _parser()._action_groups if titles is None or g.title in titles]
+    return {o for g in groups for a in g._group_actions for o in a.option_strings}
+
+
+def _check_options(command: Command, argv: list[str]) -> None:
+    """Each ``--option`` on the page is one of the command's, spelled out (argparse would take a prefix)."""
+    options = _options_of_groups()
+    unknown = [t for t in argv if t.startswith("--") and t.split("=")[0] not in options]
+    assert not unknown, f"{command}: not options of flatscape: {unknown}"
+
+
+PLACEHOLDERS = {"...same model and data...": ("model", "data")}
+"""A placeholder on a page -> the option groups it stands for, taken from the command above it."""
+
+
+def _resolve(command: Command) -> list[str]:
+    """The command's arguments with each placeholder replaced by the earlier command's options it names."""
+    argv: list[str] = []
+    for token in command.argv:
+        if token not in PLACEHOLDERS:
+            argv.append(token)
+            continue
+        earlier = [c for c in COMMANDS[: COMMANDS.index(command)] if c.block.page == command.block.page]
+        assert earlier, f"{command}: {token} but no command above it"
+        source = _resolve(earlier[-1])
+        wanted = _options_of_groups(PLACEHOLDERS[token])
+        for i, t in enumerate(source):
+            if t in wanted:
+                argv += [t, *([source[i + 1]] if i + 1 < len(source) and not source[i + 1].startswith("--") else [])]
+    return argv
+
+
+def _check_launcher(command: Command) -> None:
+    launcher = command.launcher
+    if launcher == ("flatscape",):
+        scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+        assert scripts["flatscape"] == "flatscape.flatness.cli:main"
+    else:
+        assert launcher[0] in ("python", "python3") and len(launcher) == 3, f"{command}: run it by hand, or mark it"
+        assert importlib.util.find_spec("flatscape.flatness.__main__") is not None
+
+
+def _jpeg(rng: np.random.Generator) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _cifar_jpeg_tar(path: Path) -> None:
+    """CIFAR-10's JPEG copy as the imagefolder_tar source reads it, 13 train and 1 test image a class, 8x8."""
+    from flatscape.core.datasets import CIFAR10_CLASSES
+
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tf:
+        for split, per_class in (("train", 13), ("test", 1)):
+            for name in CIFAR10_CLASSES:
+                for j in range(per_class):
+                    data = _jpeg(rng)
+                    info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{name}/{j:04d}.jpg")
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+
+
+def _resnet18(path: Path) -> None:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), path)
+
+
+USER_FILES = {
+    "resnet18_cifar10.pt": _resnet18,
+    "../shared/data/cifar10-jpeg/cifar10-jpeg-q75.tar.gz": _cifar_jpeg_tar,
+}
+"""Files a reader brings, as the pages name them (relative to the folder the commands run in)."""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("doc-commands") / "work"
+    work.mkdir()
+    for name, make in USER_FILES.items():
+        make(work / name)
+    return work
+
+
+_OUTPUTS: dict[tuple[str, ...], str] = {}
+
+
+def run_command(command: Command, workdir: Path, monkeypatch) -> str:
+    """What the command prints on stdout, run as the page writes it in ``workdir``."""
+    from flatscape.flatness.cli import main
+
+    _check_launcher(command)
+    argv = _resolve(command)
+    _check_options(command, argv)
+    for option in ("--weights", "--data-path"):
+        if option in argv:
+            file = argv[argv.index(option) + 1]
+            assert (workdir / file).exists(), f"{command}: {option} {file}: add it to USER_FILES"
+    key = tuple(argv)
+    if key not in _OUTPUTS:
+        monkeypatch.chdir(workdir)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main([*argv, *CLI_OVERRIDES])
+        assert rc == 0, f"{command}: exit {rc}\n{err.getvalue()}"
+        _OUTPUTS[key] = out.getvalue()
+    return _OUTPUTS[key]
+
+
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def comparable(text: str, *, mask_numbers: bool) -> list[str]:
+    """Lines with spaces collapsed, the wall-clock time (a last line "N s") left out, numbers masked if asked."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    if lines and re.fullmatch(r"\d+(\.\d+)? s", lines[-1]):
+        lines[-1] = "# s"
+    if mask_numbers:
+        lines = [re.sub(r"\b(yes|no)\b", "#", NUMBER.sub("#", line)) for line in lines]
+    return lines
+
+
+def check_output(command: Command, printed: str) -> None:
+    marker = command.output_block.marker
+    masked = marker is not None and marker[0] == "numbers-masked"
+    assert comparable(printed, mask_numbers=masked) == comparable(command.output, mask_numbers=masked), str(command)
+
+
+def _command_id(command: Command) -> str:
+    same_block = [c for c in COMMANDS if c.block is command.block]
+    return f"{command}" + (f"-{same_block.index(command) + 1}" if len(same_block) > 1 else "")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=_command_id)
+def test_command_line(command: Command, workdir: Path, monkeypatch):
+    marker = command.block.marker
+    if marker and marker[0] == "skip":
+        _check_options(command, command.argv)
+        pytest.skip(f"{command.block}: {marker[1]}")
+    printed = run_command(command, workdir, monkeypatch)
+    if command.output is not None:
+        check_output(command, printed)
+
+
+# --- the test fails when a page and the code part ------------------------------------------------
+
+
+def _edit(example: CodeExample, old: str, new: str) -> CodeExample:
+    assert old in example.source, old
+    return dataclasses.replace(example, source=example.source.replace(old, new, 1))
+
+
+def test_an_edited_example_fails(eval_example: EvalExample, workdir: Path, monkeypatch):
+    """A printed value, an argument name or a function name changed on a page fails the check."""
+    readme = next(e for e in EXAMPLES if e.path.name == "README.md")
+    printed = re.search(r"^#> (.*)$", readme.source, re.M)[1]
+    digit = re.search(r"\d", printed)
+    wrong = printed[: digit.start()] + str((int(digit[0]) + 1) % 10) + printed[digit.end() :]
+    with pytest.raises(pytest.fail.Exception, match="Print output changed code"):
+        eval_example.run_print_check(_edit(readme, f"#> {printed}", f"#> {wrong}"))
+    with pytest.raises(TypeError, match="batch_sizes"):
+        eval_example.run(_edit(readme, "batch_size=", "batch_sizes="))
+    with pytest.raises(ImportError, match="riemannian_spectral_nrm"):
+        eval_example.run(_edit(readme, "riemannian_spectral_norm", "riemannian_spectral_nrm"))
+
+    command = next(c for c in COMMANDS if c.output is not None)
+    renamed = dataclasses.replace(command, argv=[a.replace("--top-k", "--top-kk") for a in command.argv])
+    assert renamed.argv != command.argv
+    with pytest.raises(AssertionError, match="not options of flatscape: .'--top-kk'"):
+        run_command(renamed, workdir, monkeypatch)
+    printed_cli = run_command(command, workdir, monkeypatch)
+    check_output(command, printed_cli)
+    label = dataclasses.replace(command, output=command.output.replace("spectral norm (lambda_max)", "spectral radius"))
+    with pytest.raises(AssertionError):
+        check_output(label, printed_cli)
