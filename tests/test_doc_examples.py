@@ -34,6 +34,7 @@ import importlib.util
 import io
 import re
 import shlex
+import sys
 import tarfile
 import tomllib
 from pathlib import Path
@@ -62,7 +63,7 @@ SMALLER = {
 }
 """Keyword values for ``smaller`` blocks, in every call that passes the keyword."""
 
-CLI_OVERRIDES = ("--device", "cpu", "--no-progress", "--max-hvp", "30")
+CLI_OVERRIDES = ("--device", "cpu", "--no-progress", "--max-hvp", "3")
 """Appended to every command run here (the last of a repeated option wins): the CPU, no
 progress bar, and a bound on the HVPs of each eigenvalue of a random network."""
 
@@ -122,6 +123,15 @@ def test_every_python_block_is_collected_and_every_marker_is_known():
 
 _AFTER: dict[str, dict] = {}
 """The names each example left defined, for the next block of its page."""
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """pytest-examples runs an example as ``__main__`` and leaves it there; a later test that
+    spawns processes (torch.multiprocessing) would have each child run the example again."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def _smaller(example: CodeExample) -> CodeExample:
@@ -184,7 +194,14 @@ class Command:
         return f"{self.block} {self.launcher[0]}"
 
 
+PLACEHOLDERS = {"...same model and data...": ("model", "data")}
+"""A placeholder on a page -> the option groups it stands for, taken from the command above it."""
+
+
 def _split(line: str) -> tuple[tuple[str, ...], list[str]] | None:
+    """(the launcher, the command's arguments) of a line that runs flatscape, else None."""
+    for placeholder in PLACEHOLDERS:
+        line = line.replace(placeholder, shlex.quote(placeholder))
     tokens = shlex.split(line, comments=True)
     if tokens[:1] == ["flatscape"]:
         return ("flatscape",), tokens[1:]
@@ -234,10 +251,6 @@ def _check_options(command: Command, argv: list[str]) -> None:
     options = _options_of_groups()
     unknown = [t for t in argv if t.startswith("--") and t.split("=")[0] not in options]
     assert not unknown, f"{command}: not options of flatscape: {unknown}"
-
-
-PLACEHOLDERS = {"...same model and data...": ("model", "data")}
-"""A placeholder on a page -> the option groups it stands for, taken from the command above it."""
 
 
 def _resolve(command: Command) -> list[str]:
@@ -349,7 +362,7 @@ def comparable(text: str, *, mask_numbers: bool) -> list[str]:
     if lines and re.fullmatch(r"\d+(\.\d+)? s", lines[-1]):
         lines[-1] = "# s"
     if mask_numbers:
-        lines = [re.sub(r"\b(yes|no)\b", "#", NUMBER.sub("#", line)) for line in lines]
+        lines = [re.sub(r"\b(yes|NO)\b", "#", NUMBER.sub("#", line)) for line in lines]
     return lines
 
 
