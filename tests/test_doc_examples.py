@@ -353,7 +353,7 @@ def run_command(command: Command, workdir: Path, monkeypatch) -> str:
     return _OUTPUTS[key]
 
 
-NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def comparable(text: str, *, mask_numbers: bool) -> list[str]:
