@@ -173,17 +173,34 @@ def _run(example: CodeExample, eval_example: EvalExample, *, check: bool = True)
     else:
         names = _run(examples[i - 1], eval_example, check=False)
     marker = _block_of(example).marker
-    if marker and marker[0] == "smaller":
-        assert "#>" not in example.source, f"{_id(example)}: a smaller block's prints cannot match the page's"
-        after = eval_example.run(_smaller(example), module_globals=names)
-    elif check and eval_example.update_examples:
-        after = eval_example.run_print_update(example, module_globals=names)
-    elif check:
-        after = eval_example.run_print_check(example, module_globals=names)
-    else:
-        after = eval_example.run(example, module_globals=names)
+    raised = None
+    try:
+        if marker and marker[0] == "smaller":
+            assert "#>" not in example.source, f"{_id(example)}: a smaller block's prints cannot match the page's"
+            after = eval_example.run(_smaller(example), module_globals=names)
+        elif check and eval_example.update_examples:
+            after = eval_example.run_print_update(example, module_globals=names)
+        elif check:
+            after = eval_example.run_print_check(example, module_globals=names)
+        else:
+            after = eval_example.run(example, module_globals=names)
+    except Exception as exc:  # a mismatched print fails by pytest.fail, which is no Exception
+        raised = _raised(example, exc)
+    if raised:  # outside the except: pytest cannot draw the exception even as the failure's context
+        pytest.fail(raised, pytrace=False)
     _AFTER[_id(example)] = {**names, **after}
     return _AFTER[_id(example)]
+
+
+def _raised(example: CodeExample, exc: Exception) -> str:
+    """The error an example raised, with where on its page. pytest cannot draw the traceback
+    pytest-examples gives the exception (frames it rewrites to the page's lines): its report
+    ends in an INTERNALERROR that stops the whole run, so the test fails with this text instead."""
+    where, tb = [], exc.__traceback__
+    while tb is not None:
+        where.append(f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
+        tb = tb.tb_next
+    return f"{_id(example)}: {type(exc).__name__}: {exc}\n  at " + "\n  at ".join(where)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=_id)
