@@ -10,7 +10,9 @@ what the code prints now into the pages, so no number on a page is typed by hand
 Command lines of ``flatscape`` (or ``python -m flatscape.flatness``) in ```bash blocks,
 and ``$ `` lines in output blocks, run in-process in a scratch folder, with the page's
 flags and values, on files the test makes at the paths the page names (USER_FILES: what a
-reader brings, such as a ResNet-18 checkpoint). An output block (an unlabelled fence after
+reader brings, such as a ResNet-18 checkpoint), with CLI_OVERRIDES (and CLI_FEWER_HVPS where
+no printed number is compared) appended. Every ``--option`` on a page must be one of the
+command's, spelled out. An output block (an unlabelled fence after
 a paragraph that starts with "prints", or the lines after a ``$ `` line) is compared line by
 line with what the command prints, spaces collapsed and the wall-clock time left out.
 
