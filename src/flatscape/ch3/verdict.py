@@ -28,8 +28,8 @@ import pandas as pd
 import yaml
 
 from flatscape.ch3.tables import NETWORK_LABELS, THESIS_TABLE_3_7
-from flatscape.pipeline.io import save_figure
 from flatscape.pipeline.config import minima_row_id, minima_row_stop
+from flatscape.pipeline.io import save_figure
 
 # A protocol "accounts for" the thesis's ratio when ours is within this factor of it, either way.
 WITHIN = 3.0
