@@ -150,14 +150,34 @@ def test_default_call_warm_starts_large_data_and_not_small_with_the_cold_value()
     assert power.warm_hvp == ()  # Algorithm 1 stays as the thesis runs it
 
 
-def test_a_warm_fraction_leaving_a_handful_of_samples_is_refused():
+def test_a_warm_stage_below_min_warm_samples_is_skipped_and_reported(caplog):
     model = nn.Linear(4, 3).double()
-    with pytest.raises(ValueError, match=r"warm_start\[0\]\.fraction"):
-        euclidean_spectral_norm(model, CE, data(40), warm_start=[WarmStage(fraction=0.05)])
-    kept = euclidean_spectral_norm(model, CE, data(40), warm_start=[WarmStage(fraction=1 / 5)], tol=1e-6)
-    assert kept.warm_hvp and MIN_WARM_SAMPLES <= 8
+    x, y = data(40)
+    cold = euclidean_spectral_norm(model, CE, (x, y), tol=1e-6, warm_start=())
+    with caplog.at_level("WARNING", logger="flatscape.core.flatness.measures"):
+        res = euclidean_spectral_norm(model, CE, (x, y), tol=1e-6, warm_start=[WarmStage(fraction=0.05)])
+    assert 40 // 20 < MIN_WARM_SAMPLES
+    assert res.warm_hvp == (0,)  # the stage is listed, with no HVPs
+    assert res.value == cold.value and res.num_hvp == cold.num_hvp  # the cold start's seeded run, unchanged
+    assert "warm_start[0] skipped" in caplog.text and "MIN_WARM_SAMPLES" in caplog.text
+    # a kept stage after a skipped one still runs, and its count sits in its own slot
+    both = euclidean_spectral_norm(model, CE, (x, y), tol=1e-6, warm_start=[WarmStage(fraction=0.05), WarmStage(fraction=1 / 5)])
+    assert both.warm_hvp[0] == 0 and both.warm_hvp[1] > 0
 
 
-def test_warm_start_must_be_auto_or_stages():
+@pytest.mark.parametrize("bad", ["yes", None, 5, WarmStage(fraction=0.5), [WarmStage(), "stage"], {"fraction": 0.05}])
+def test_warm_start_other_than_auto_stages_or_empty_is_refused_by_name(bad):
     with pytest.raises(ValueError, match="warm_start"):
-        euclidean_spectral_norm(nn.Linear(4, 3).double(), CE, data(40), warm_start="yes")
+        euclidean_spectral_norm(nn.Linear(4, 3).double(), CE, data(40), warm_start=bad)
+
+
+def test_the_result_reports_the_stops_error_estimate_and_its_trace():
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    x, y = torch.randn(50, 6, dtype=torch.float64), torch.randint(0, 3, (50,))
+    res = euclidean_spectral_norm(model, CE, (x, y), tol=1e-6, warm_start=())
+    assert res.converged and 0 <= res.error <= 1e-6 * abs(res.value)
+    assert len(res.trace) == res.num_hvp and res.trace[-1][0] == res.value
+    exact = float(torch.linalg.eigvalsh(explicit_hessian(model, x, y))[-1])
+    assert abs(res.value - exact) <= max(res.error, 1e-12 * abs(exact))  # the estimate bounds the true error here
+    power = euclidean_spectral_norm(model, CE, (x, y), tol=1e-6, method="power", warm_start=())
+    assert power.error != power.error and power.trace == ()  # NaN: Algorithm 1 has no eigenvalue-error estimate

@@ -66,28 +66,41 @@ def auto_warm_start(data) -> tuple[WarmStage, ...]:
     return (stage,) if _num_samples(stage.samples(data)) >= AUTO_WARM_MIN_SAMPLES else ()
 
 
-def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage, ...]:
-    """The stages to run: ``"auto"`` resolved on ``data``, each stage holding enough samples.
+def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage | None, ...]:
+    """The stages to run: ``"auto"`` resolved on ``data``; a stage whose subsample holds
+    fewer than ``MIN_WARM_SAMPLES`` samples becomes None (skipped, reported as 0 HVPs).
 
     ``"auto"`` leaves the power method cold: its iteration count is Algorithm 1's, which
     the thesis's experiments compare as such."""
     if isinstance(warm_start, str):
         if warm_start != "auto":
-            raise ValueError(f"warm_start must be 'auto' or a sequence of WarmStage, got {warm_start!r}")
+            raise ValueError(f"warm_start must be 'auto', a sequence of WarmStage or () for a cold start, got {warm_start!r}")
         return auto_warm_start(data) if method == "lanczos" else ()
-    stages = tuple(warm_start)
+    if isinstance(warm_start, WarmStage):
+        raise ValueError(f"warm_start must be a sequence of WarmStage, got a single one: pass ({warm_start!r},)")
+    try:
+        stages = tuple(warm_start)
+    except TypeError:
+        raise ValueError(
+            f"warm_start must be 'auto', a sequence of WarmStage or () for a cold start, got {warm_start!r}"
+        ) from None
     bad = [w for w in stages if not isinstance(w, WarmStage)]
     if bad:
-        raise ValueError(f"warm_start must be 'auto' or a sequence of WarmStage, got {bad[0]!r}")
+        raise ValueError(f"warm_start must be 'auto', a sequence of WarmStage or () for a cold start, got {bad[0]!r} in it")
     total = _num_samples(data)
+    kept_stages: list[WarmStage | None] = []
     for i, stage in enumerate(stages):
         kept = _num_samples(stage.samples(data))
         if kept < min(MIN_WARM_SAMPLES, total):
-            raise ValueError(
-                f"warm_start[{i}].fraction={stage.fraction:g} keeps {kept} of {total} samples; a warm stage needs "
-                f"at least {MIN_WARM_SAMPLES} (a smaller subsample's curvature says nothing about the full one)"
-            )
-    return stages
+            log.warning(
+                "warm_start[%d] skipped: fraction=%g keeps %d of %d samples, fewer than MIN_WARM_SAMPLES=%d "
+                "(a smaller subsample's curvature says nothing about the full one)",
+                i, stage.fraction, kept, total, MIN_WARM_SAMPLES,
+            )  # fmt: skip
+            kept_stages.append(None)
+        else:
+            kept_stages.append(stage)
+    return tuple(kept_stages)
 
 
 def _start_vector(op: CurvatureOperator, seed: int) -> torch.Tensor:
@@ -124,7 +137,8 @@ def spectral_norm(
     that choose the final pass's start vector, e.g.
     ``(WarmStage(fraction=0.05), WarmStage(dtype=torch.bfloat16))``; the value is that
     of a cold start within ``tol``. A stage keeping fewer than ``MIN_WARM_SAMPLES``
-    samples is refused. Each pass's graphs
+    samples is skipped with a warning and counted as 0 in ``warm_hvp``; anything else
+    than these three forms is refused with a ValueError naming ``warm_start``. Each pass's graphs
     are freed before the next is built, and a fresh ``op`` builds its own only after
     the last pass, so one pass is in memory at a time.
     """
@@ -137,6 +151,9 @@ def spectral_norm(
     stages = _check_warm_start(warm_start, op.data, method)
     start, warm_hvp = None, []
     for stage in stages:
+        if stage is None:  # too few samples (see _check_warm_start): reported as a 0-HVP stage
+            warm_hvp.append(0)
+            continue
         cheap = op.variant(data=stage.samples(op.data), dtype=stage.dtype)
         if start is None:
             start = _start_vector(cheap, seed)
@@ -171,6 +188,8 @@ def spectral_norm(
         method=method,
         metric=op.metric,
         warm_hvp=tuple(warm_hvp),
+        error=sol.error,
+        trace=sol.trace,
     )
 
 

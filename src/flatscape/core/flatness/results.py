@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +20,13 @@ class FlatnessResult:
     the final Ritz residual ||A y - theta y|| (Lanczos) or relative change of the
     vector (power); ``loss`` is the mean loss over all samples at the point.
     ``num_hvp`` and ``history`` count the final pass only (all samples, the measure's
-    dtype); ``warm_hvp`` holds the HVP count of each ``WarmStage`` pass before it.
+    dtype); ``warm_hvp`` holds the HVP count of each ``WarmStage`` pass before it, 0 for
+    a stage that was skipped because its subsample held fewer than ``MIN_WARM_SAMPLES``
+    samples. ``error`` is the estimate of |lambda_max - value| the Lanczos stop used
+    (Kato-Temple's r^2 / gap once the gap is resolved, else the residual; NaN for the
+    power method); on trained networks it is typically 10-1000x above the true error
+    (docs/benchmarks.md). ``trace`` holds, per step of the final Lanczos pass, (theta,
+    r, gap to the next Ritz value, that value's residual), for studies of the stop.
     """
 
     value: float
@@ -32,6 +39,8 @@ class FlatnessResult:
     method: str
     metric: str
     warm_hvp: tuple[int, ...] = ()
+    error: float = math.nan
+    trace: tuple[tuple[float, float, float, float], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

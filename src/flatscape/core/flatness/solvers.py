@@ -29,6 +29,10 @@ class _Solution:
     history: tuple[float, ...]
     converged: bool
     residual: float
+    error: float = math.nan
+    """Lanczos: the estimate of |lambda - value| the stop used (``ritz_error``); power: NaN."""
+    trace: tuple[tuple[float, float, float, float], ...] = ()
+    """Lanczos: per step (theta, r, gap to the next Ritz value, that value's residual), for studies of the stop."""
 
 
 def ritz_error(residual: float, gap: float, next_residual: float) -> float:
@@ -89,6 +93,7 @@ def lanczos(
     alphas: list[float] = []
     betas: list[float] = []
     history: list[float] = []
+    trace: list[tuple[float, float, float, float]] = []
     q = start / start.norm()
     theta, s, residual, converged = 0.0, np.ones(1), math.inf, False
     eps = torch.finfo(start.dtype).eps
@@ -108,14 +113,17 @@ def lanczos(
         alphas.append(alpha)
         if k == 0:
             theta, s, error = alpha, np.ones(1), beta
+            gap, next_residual = math.inf, math.inf
         else:
             vals, vecs = eigh_tridiagonal(np.array(alphas), np.array(betas), select="i", select_range=(k - 1, k))
             theta, s = float(vals[1]), vecs[:, 1]
             error = beta * abs(float(s[-1]))
+            gap, next_residual = theta - float(vals[0]), beta * abs(float(vecs[-1, 0]))
             if k >= MIN_GAP_STEPS and stop_on == "value":  # fewer steps: the second Ritz value is a poor witness of the gap
-                error = ritz_error(error, theta - float(vals[0]), beta * abs(float(vecs[-1, 0])))
+                error = ritz_error(error, gap, next_residual)
         residual = beta * abs(float(s[-1]))
         history.append(theta)
+        trace.append((theta, residual, gap, next_residual))
         scale_est = max(abs(h) for h in history)
         if error <= tol * abs(theta) or beta <= eps * max(scale_est, 1e-300) or k + 1 == n:
             converged = True
@@ -125,7 +133,7 @@ def lanczos(
     k_used = len(alphas)
     coeffs = torch.as_tensor(s, device=start.device, dtype=start.dtype)
     vector = basis[:k_used].T @ coeffs
-    return _Solution(theta, vector / vector.norm(), k_used, tuple(history), converged, residual)
+    return _Solution(theta, vector / vector.norm(), k_used, tuple(history), converged, residual, error, tuple(trace))
 
 
 def power_iteration(
