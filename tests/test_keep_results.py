@@ -61,3 +61,17 @@ def test_a_pattern_that_matches_nothing_is_named(tmp_path):
     with pytest.raises(SystemExit, match="table_9"):
         keep["main"](["p", str(dest), "--root", str(tmp_path), "--command", "c", "--machine", "m",
                       "--started", "2026-12-06T10:00", "--tables", "table_9*"])  # fmt: skip
+
+
+def test_jobs_globs_keep_one_chapters_times(tmp_path):
+    dest = _run(tmp_path)
+    other = tmp_path / "benchmarks/p/ch2"
+    other.mkdir(parents=True)
+    (other / "table_2_2.tsv").write_text(BENCH.format(s=50, c=45))
+    keep["main"](["p", str(dest), "--root", str(tmp_path), "--command", "c", "--machine", "m",
+                  "--started", "2026-12-06T10:00", "--finished", "2026-12-06T10:01", "--jobs", "ch2/*"])  # fmt: skip
+    times = pd.read_csv(dest / "job_times.csv")
+    assert list(times["job"]) == ["ch2/table_2_2"]
+    with pytest.raises(SystemExit, match="matching ch9"):
+        keep["main"](["p", str(tmp_path / "k2"), "--root", str(tmp_path), "--command", "c", "--machine", "m",
+                      "--started", "2026-12-06T10:00", "--jobs", "ch9/*"])  # fmt: skip

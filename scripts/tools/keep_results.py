@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fnmatch
 import shutil
 import sys
 from pathlib import Path
@@ -22,15 +23,22 @@ from pathlib import Path
 import pandas as pd
 
 
-def job_times(bench: Path) -> pd.DataFrame:
-    """One row per job: its rule and wildcards (the benchmark file's name), wall and CPU seconds."""
+def job_times(bench: Path, jobs: list[str] | None = None) -> pd.DataFrame:
+    """One row per job: its rule and wildcards (the benchmark file's name), wall and CPU seconds.
+
+    ``jobs``: globs on the job's name (its benchmark file's path under ``bench``, without
+    ``.tsv``; ``*`` crosses folders), e.g. ``ch2/*`` for one chapter of a run that made several."""
     rows = []
     for tsv in sorted(bench.rglob("*.tsv")):
+        name = str(tsv.relative_to(bench).with_suffix(""))
+        if jobs and not any(fnmatch.fnmatch(name, pattern) for pattern in jobs):
+            continue
         frame = pd.read_csv(tsv, sep="\t")
         rows.append({"job": str(tsv.relative_to(bench).with_suffix("")), "wall_s": float(frame["s"].iloc[-1]),
                      "cpu_s": float(frame["cpu_time"].iloc[-1]), "max_rss_mb": float(frame["max_rss"].iloc[-1])})  # fmt: skip
     if not rows:
-        raise SystemExit(f"keep_results: no benchmark files under {bench}: has the run been made here?")
+        which = f" matching {' '.join(jobs)}" if jobs else ""
+        raise SystemExit(f"keep_results: no benchmark files{which} under {bench}: has the run been made here?")
     return pd.DataFrame(rows)
 
 
@@ -64,13 +72,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tables", nargs="*", default=["*.md", "*.csv"], help="globs under results/<preset>/tables")
     parser.add_argument("--figures", nargs="*", default=["*.png"], help="globs under results/<preset>/figures")
     parser.add_argument("--note", default="", help="load on the machine, what ran beside it, anything a reader needs")
+    parser.add_argument("--jobs", nargs="*", default=None,
+                        help="globs on the jobs' benchmark paths under benchmarks/<preset> (e.g. 'ch2/*'); default: all")
     parser.add_argument("--root", type=Path, default=Path("."), help="the workflow directory the run was made in")
     args = parser.parse_args(argv)
 
     results, bench = args.root / "results" / args.preset, args.root / "benchmarks" / args.preset
     if not results.is_dir():
         raise SystemExit(f"keep_results: {results} does not exist")
-    times = job_times(bench)  # before anything is written: a run without benchmark files is refused
+    times = job_times(bench, args.jobs)  # before anything is written: a run without benchmark files is refused
     args.dest.mkdir(parents=True, exist_ok=True)
     copied = copy_outputs(results, args.dest, args.tables, args.figures)
     times.to_csv(args.dest / "job_times.csv", index=False)
