@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--points", default=DEFAULT_POINTS, help="model:n,n;model:n (mnist_fc, alexnet, resnet18)")
     parser.add_argument("--fractions", default="0.02,0.05,0.1,0.2", help="subsample warm stages to try")
     parser.add_argument("--bf16", default="mnist_fc:10000;resnet18:1000", help="points that also try a bfloat16 stage")
+    parser.add_argument("--combined", action="store_true",
+                        help="at the --bf16 points also try each subsample stage followed by the bfloat16 stage")
     parser.add_argument("--targets", default="1e-4,1e-6", help="true relative errors")
     parser.add_argument("--mnist", type=Path, default=data_root / "mnist" / "raw")
     parser.add_argument("--cifar", type=Path, default=data_root / "cifar10-jpeg" / "cifar10-jpeg-q75.tar.gz")
@@ -131,6 +133,10 @@ def main() -> None:
                 strategies[f"subsample {f:g}"] = (WarmStage(fraction=f),)
         if (name, n) in bf16:
             strategies["bf16"] = (WarmStage(dtype=torch.bfloat16),)
+            if args.combined:
+                for f in fractions:
+                    if round(n * f) >= 8:
+                        strategies[f"subsample {f:g} + bf16"] = (WarmStage(fraction=f), WarmStage(dtype=torch.bfloat16))
         load_before = os.getloadavg()[0]
         runs = {label: run_strategy(model, data, stages, args) for label, stages in strategies.items()}
         cached = cache.get(reference_key(name, setup_args, device, "euclidean"))

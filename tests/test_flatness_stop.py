@@ -137,6 +137,35 @@ def test_auto_warm_start_needs_enough_samples_in_the_subsample():
     assert auto_warm_start([half, half]) == (WarmStage(fraction=AUTO_WARM_FRACTION),)
 
 
+def test_auto_picks_bf16_for_big_conv_free_models_on_a_fast_bf16_cpu(monkeypatch):
+    from flatscape.core.flatness import measures
+
+    big = data(2000)
+    mlp = nn.Sequential(nn.Linear(4, 700), nn.Tanh(), nn.Linear(700, 3))  # 5,600 parameters: 1.1e7 per HVP
+    conv = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(4, 3))
+    bf16, sub = (WarmStage(dtype=torch.bfloat16),), (WarmStage(fraction=AUTO_WARM_FRACTION),)
+    monkeypatch.setattr(measures, "fast_bfloat16", lambda device: True)
+    monkeypatch.setattr(measures, "AUTO_WARM_BF16_MIN_WORK", 10**7)
+    assert auto_warm_start(big, model=mlp, device="cpu", dtype=torch.float32) == bf16
+    assert auto_warm_start(big, model=mlp, device="cpu", dtype=torch.float64) == bf16
+    assert auto_warm_start(big, model=mlp, device="cpu", dtype=torch.bfloat16) == sub  # nothing cheaper than bf16
+    assert auto_warm_start(big, model=conv, device="cpu", dtype=torch.float32) == sub  # bf16 convolutions did not pay
+    assert auto_warm_start(big, model=mlp, device="meta", dtype=torch.float32) == sub  # GPUs: not measured yet
+    assert auto_warm_start(data(200), model=mlp, device="cpu", dtype=torch.float32) == ()  # 1.1e6: too small
+    assert auto_warm_start(big) == sub  # without the model and device: the subsample rule alone
+    monkeypatch.setattr(measures, "fast_bfloat16", lambda device: False)
+    assert auto_warm_start(big, model=mlp, device="cpu", dtype=torch.float32) == sub
+
+
+def test_fast_bfloat16_answers_for_any_device():
+    from flatscape.core.flatness import fast_bfloat16
+
+    assert fast_bfloat16("meta") is False
+    assert isinstance(fast_bfloat16("cpu"), bool)
+    if not torch.cuda.is_available():
+        assert isinstance(fast_bfloat16(torch.device("cpu")), bool)
+
+
 def test_default_call_warm_starts_large_data_and_not_small_with_the_cold_value():
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
     big = data(AUTO_WARM_MIN_SAMPLES * round(1 / AUTO_WARM_FRACTION))

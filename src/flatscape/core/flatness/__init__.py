@@ -71,6 +71,7 @@ from flatscape.core.flatness.generalization import (
 from flatscape.core.flatness.hessian import LossHessian, evaluation_mode
 from flatscape.core.flatness.measures import (
     auto_warm_start,
+    fast_bfloat16,
     euclidean_hessian_trace,
     euclidean_spectral_norm,
     hvp,
@@ -127,6 +128,7 @@ __all__ = [
     "TraceResult",
     "WarmStage",
     "auto_warm_start",
+    "fast_bfloat16",
     "block_spectral_norms",
     "euclidean_hessian_trace",
     "euclidean_spectral_norm",

@@ -9,6 +9,7 @@ rounding, anywhere in a T_lambda equivalence class.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Sequence
@@ -28,13 +29,14 @@ from flatscape.core.flatness.defaults import (
     DEFAULT_TOL,
     DEFAULT_TRACE_TOL,
     DEFAULT_WARM_START,
+    AUTO_WARM_BF16_MIN_WORK,
     AUTO_WARM_FRACTION,
     AUTO_WARM_MIN_SAMPLES,
     METHODS,
     MIN_WARM_SAMPLES,
     SOLVER_DTYPE,
 )
-from flatscape.core.flatness.hessian import Data, LossFn, LossHessian
+from flatscape.core.flatness.hessian import Data, LossFn, LossHessian, as_batches
 from flatscape.core.flatness.operator import CurvatureOperator
 from flatscape.core.flatness.results import FlatnessResult, TraceResult, WarmStage
 from flatscape.core.flatness.solvers import lanczos, power_iteration
@@ -47,26 +49,64 @@ def _num_samples(batches) -> int:
     return sum(len(y) for _, y in batches)
 
 
-def auto_warm_start(data) -> tuple[WarmStage, ...]:
-    """The warm stages ``warm_start="auto"`` runs on ``data``: one Lanczos pass on a
-    ``AUTO_WARM_FRACTION`` (5 %) subsample when that subsample holds at least
-    ``AUTO_WARM_MIN_SAMPLES`` samples, else none (a cold start).
+@functools.lru_cache(maxsize=None)
+def _cpu_has_bf16_instructions() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = set(fh.read().split())
+    except OSError:  # not Linux: no way to tell cheaply, so no bf16 stage
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
-    The rule rests on measurement (benchmarks/bench_warm_rule.py): with Lanczos stopping
-    on the eigenvalue's error, the full pass needs the second Ritz value to settle (the
-    gap it divides by), and a start close to the top eigenvector leaves the Krylov space
-    little of the next ones, so it settles no sooner. On MNIST-FC at tol 1e-4 the full
-    pass took as many or more HVPs after the 5 % stage than from a random start at every
-    size from 250 to 10,000 samples (7 cold vs 9 + 9 on the subsample at 10,000), and
-    ResNet-18 on 250 CIFAR images (a 13-sample subsample) was slower warm with the earlier
-    residual stop too. ``AUTO_WARM_MIN_SAMPLES`` (1,000, i.e. 20,000 samples) therefore
-    keeps every measured size cold; pass ``warm_start=(WarmStage(...),)`` to force a stage.
+
+def fast_bfloat16(device: torch.device | str) -> bool:
+    """Whether bfloat16 matrix products run natively (faster than float32) on ``device``:
+    CUDA GPUs with bf16 arithmetic (compute capability 8.0 and up) and CPUs with the
+    AVX512-BF16 or AMX-BF16 instructions (read from /proc/cpuinfo)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch without the argument
+            return torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == "cpu" and _cpu_has_bf16_instructions()
+
+
+def _has_convolutions(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def auto_warm_start(data, *, model: nn.Module | None = None, device: torch.device | str | None = None,
+                    dtype: torch.dtype | None = None) -> tuple[WarmStage, ...]:
+    """The warm stages ``warm_start="auto"`` runs before the final pass on ``data``.
+
+    - A Lanczos pass on all samples in bfloat16, where it was measured to pay: on a CPU
+      with fast bf16 products (``fast_bfloat16``), for a ``model`` without convolutions,
+      in a measure whose dtype is wider than bf16, when one HVP's work (samples x
+      parameters) is at least ``AUTO_WARM_BF16_MIN_WORK``. On MNIST-FC it reached a true
+      error of 1e-4 1.85-2.43x sooner than a cold start (1,000-50,000 samples); on the
+      convolutional AlexNet and ResNet-18 it paid 1.17x and 0.87-1.05x (bf16 convolutions
+      gain less on such a CPU), and on GPUs it is not measured yet.
+    - Otherwise a Lanczos pass on a ``AUTO_WARM_FRACTION`` (5 %) subsample, when that
+      subsample holds at least ``AUTO_WARM_MIN_SAMPLES`` samples: 1.08-2.5x on AlexNet
+      and ResNet-18 (1,000-2,000 samples), 0.89-1.29x on MNIST-FC.
+
+    Without ``model`` and ``device`` only the subsample stage is considered. Read off
+    benchmarks/bench_warm_rule.py (docs/results/peers/warm_rule.md), which times each
+    strategy to true relative errors of 1e-4 and 1e-6. A stage only chooses the next
+    pass's start vector: the final pass still runs on all samples in the measure's dtype
+    to the requested tol.
     """
-    stage = WarmStage(fraction=AUTO_WARM_FRACTION)
-    return (stage,) if _num_samples(stage.samples(data)) >= AUTO_WARM_MIN_SAMPLES else ()
+    if model is not None and device is not None and torch.device(device).type == "cpu":
+        narrower = dtype is None or torch.finfo(dtype).bits > 16
+        work = _num_samples(as_batches(data)) * sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if narrower and work >= AUTO_WARM_BF16_MIN_WORK and not _has_convolutions(model) and fast_bfloat16(device):
+            return (WarmStage(dtype=torch.bfloat16),)
+    sub = WarmStage(fraction=AUTO_WARM_FRACTION)
+    return (sub,) if _num_samples(sub.samples(data)) >= AUTO_WARM_MIN_SAMPLES else ()
 
 
-def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage | None, ...]:
+def _check_warm_start(warm_start, op: CurvatureOperator, method: str) -> tuple[WarmStage | None, ...]:
     """The stages to run: ``"auto"`` resolved on ``data``; a stage whose subsample holds
     fewer than ``MIN_WARM_SAMPLES`` samples becomes None (skipped, reported as 0 HVPs).
 
@@ -75,7 +115,9 @@ def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage | None, 
     if isinstance(warm_start, str):
         if warm_start != "auto":
             raise ValueError(f"warm_start must be 'auto', a sequence of WarmStage or () for a cold start, got {warm_start!r}")
-        return auto_warm_start(data) if method == "lanczos" else ()
+        if method != "lanczos":
+            return ()
+        return auto_warm_start(op.data, model=op.hessian.model, device=op.device, dtype=op.dtype)
     if isinstance(warm_start, WarmStage):
         raise ValueError(f"warm_start must be a sequence of WarmStage, got a single one: pass ({warm_start!r},)")
     try:
@@ -87,6 +129,7 @@ def _check_warm_start(warm_start, data, method: str) -> tuple[WarmStage | None, 
     bad = [w for w in stages if not isinstance(w, WarmStage)]
     if bad:
         raise ValueError(f"warm_start must be 'auto', a sequence of WarmStage or () for a cold start, got {bad[0]!r} in it")
+    data = op.data
     total = _num_samples(data)
     kept_stages: list[WarmStage | None] = []
     for i, stage in enumerate(stages):
@@ -129,8 +172,9 @@ def spectral_norm(
     Kato-Temple's r^2 / gap once the top Ritz value is separated, the residual r before);
     ``method="power"`` is Algorithm 1 and stops on the relative change of the vector
     (see ``lanczos`` and ``power_iteration``); either stops after ``max_hvp`` products.
-    ``warm_start`` is ``"auto"`` (default: ``auto_warm_start``, a 5 % subsample pass when
-    that subsample holds at least ``AUTO_WARM_MIN_SAMPLES`` samples, else a cold start;
+    ``warm_start`` is ``"auto"`` (default: ``auto_warm_start``: a bfloat16 pass on CPUs
+    with fast bf16 for networks without convolutions, else a 5 % subsample pass when it
+    holds at least ``AUTO_WARM_MIN_SAMPLES`` samples, else a cold start;
     always cold for ``method="power"``),
     ``()`` (a cold, seeded random start) or a sequence of ``WarmStage``
     passes (Lanczos on ``op.variant`` operators: subsampled and/or lower precision)
@@ -148,7 +192,7 @@ def spectral_norm(
         raise ValueError(f"tol must be in (0, 1) (a relative error), got {tol}")
     if max_hvp < 1:
         raise ValueError(f"max_hvp must be >= 1, got {max_hvp}")
-    stages = _check_warm_start(warm_start, op.data, method)
+    stages = _check_warm_start(warm_start, op, method)
     start, warm_hvp = None, []
     for stage in stages:
         if stage is None:  # too few samples (see _check_warm_start): reported as a 0-HVP stage
