@@ -21,8 +21,9 @@ each trained briefly with Adam so the point is not a random init.
 
 The knob grids are fine (every ``max_iter`` from 3 to 12, tolerances a factor of about 2
 apart), so no tool is charged for a coarse grid. ``ours`` is the library's default call,
-``euclidean_spectral_norm(model, loss, data, tol=...)`` (``warm_start="auto"``: a 5 %
-subsample warm stage when that subsample holds enough samples, see ``auto_warm_start``);
+``euclidean_spectral_norm(model, loss, data, tol=...)`` (``warm_start="auto"``: a bfloat16
+stage for conv-free networks on CPUs with fast bf16, else a 5 % subsample stage, see
+``auto_warm_start``);
 ``ours-cold`` forces ``warm_start=()`` and ``ours-warm`` forces the 5 % stage
 (``WARM_SUBSAMPLE``); our ``tol`` is the eigenvalue's estimated relative error. The
 bfloat16 stage of bench_flatness is left out (on this 2-core CPU its bf16 HVPs cost
