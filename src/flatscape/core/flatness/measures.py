@@ -84,8 +84,8 @@ def auto_warm_start(data, *, model: nn.Module | None = None, device: torch.devic
       with fast bf16 products (``fast_bfloat16``), for a ``model`` without convolutions,
       in a measure whose dtype is wider than bf16, when one HVP's work (samples x
       parameters) is at least ``AUTO_WARM_BF16_MIN_WORK``. On MNIST-FC it reached a true
-      error of 1e-4 1.85-2.43x sooner than a cold start (1,000-50,000 samples); on the
-      convolutional AlexNet and ResNet-18 it paid 1.17x and 0.87-1.05x (bf16 convolutions
+      error of 1e-4 1.85-2.43x sooner than a cold start (10,000-50,000 samples); on the
+      convolutional AlexNet and ResNet-18 it paid 0.96-1.17x and 0.87-1.05x (bf16 convolutions
       gain less on such a CPU), and on GPUs it is not measured yet.
     - Otherwise a Lanczos pass on a ``AUTO_WARM_FRACTION`` (5 %) subsample, when that
       subsample holds at least ``AUTO_WARM_MIN_SAMPLES`` samples: 1.08-2.5x on AlexNet
